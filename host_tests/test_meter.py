@@ -1,0 +1,244 @@
+# DP table, decoders and the state store. Runs under pytest and in the MicroPython unix port.
+from portable import hexb
+import dptable
+import spm02
+from meter import Meter
+from tuya import encode_dp, T_RAW, T_VALUE, T_BOOL, T_STRING, T_BITMAP
+
+PORTABLE = True
+
+
+def raw_phase(v, i, p):
+    return bytes((v >> 8, v & 0xFF, (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF,
+                  (p >> 16) & 0xFF, (p >> 8) & 0xFF, p & 0xFF))
+
+
+def feed(m, recs, now=0):
+    data = b"".join(encode_dp(*r) for r in recs)
+    return m.dps_in(data, 0, len(data), now)
+
+
+def v2_report(va=2314, ia=5000, pa=1100, vb=2301, ib=1200, pb=250, vc=2330, ic=3000, pc=-600):
+    recs = [(1, T_VALUE, 123456), (23, T_VALUE, 789), (29, T_VALUE, pa + pb + pc),
+            (32, T_VALUE, 5002), (50, T_VALUE, 95), (19, T_STRING, "vow25010001"), (9, T_BITMAP, 0)]
+    for k, (v, i, p) in enumerate(((va, ia, pa), (vb, ib, pb), (vc, ic, pc))):
+        recs.append((6 + k, T_RAW, raw_phase(v, i, p & 0xFFFFFF)))
+        recs += [(102 + 3 * k, T_VALUE, v), (103 + 3 * k, T_VALUE, i), (104 + 3 * k, T_VALUE, p)]
+    return recs
+
+
+def cloud_report():
+    recs = [(1, T_VALUE, 500), (29, T_VALUE, 1500), (102, T_VALUE, 900), (130, T_VALUE, 3)]
+    for k, (v, i, p, pf) in enumerate(((2300, 2500, 500, 87), (2310, 2500, 500, 87), (2320, 2500, 500, 86))):
+        b = 103 + 9 * k
+        recs += [(6 + k, T_RAW, raw_phase(v, i, p)), (b, T_VALUE, v), (b + 1, T_VALUE, i),
+                 (b + 2, T_VALUE, p), (b + 5, T_VALUE, pf), (b + 6, T_VALUE, 1000 + k), (b + 7, T_VALUE, k)]
+    return recs
+
+
+def test_reference_raw_phase_examples():
+    assert spm02.phase(hexb("08 80 00 03 E8 00 27 10")) == (2176, 1000, 10000)
+    assert spm02.phase(hexb("09 0A 00 00 00 00 00 00")) == (2314, 0, 0)
+
+
+def test_negative_encodings():
+    assert spm02.s24(0xFFFFFF) == -1          # two's complement
+    assert spm02.s24(0x1000000 - 1500) == -1500
+    assert spm02.s24(0x19999A - 1500) == -1500  # zigbee SPM02 offset
+    assert spm02.s24(0x0FFFFF) == 0x0FFFFF
+    assert spm02.s24_encoding(0x19999A - 5) == "offset"
+    assert spm02.s24_encoding(0xFFFFF0) == "twos"
+
+
+def test_fmt_is_exact():
+    assert spm02.fmt(2317, 1) == "231.7"
+    assert spm02.fmt(-5, 2) == "-0.05"
+    assert spm02.fmt(100, 2) == "1.00"
+    assert spm02.fmt(123456789, 2) == "1234567.89"
+    assert spm02.fmt(-1500, 0) == "-1500"
+
+
+def test_ratio_rounds_without_floats():
+    assert spm02.ratio(2, 3, 2) == 67
+    assert spm02.ratio(-2, 3, 2) == -67
+    assert spm02.ratio(1, 200, 2) == 1  # 0.005 rounds away from zero
+
+
+def test_reference_alarm_example():
+    raw = hexb("01 01 00 3C 03 01 00 F5")
+    assert spm02.alarms(17, raw) == {"overcurrent": {"enabled": True, "threshold": 60},
+                                     "overvoltage": {"enabled": True, "threshold": 245}}
+    assert spm02.alarms(18, hexb("05 01 00 00 07 00 00 00"))["reverse_power"] == {"enabled": False, "threshold": 0}
+
+
+def test_alarm_rewrite_changes_one_record():
+    raw = hexb("01 01 00 3C 03 01 00 F5")
+    assert spm02.set_alarm(raw, 3, threshold=250) == hexb("01 01 00 3C 03 01 00 FA")
+    assert spm02.set_alarm(raw, 1, enabled=False) == hexb("01 00 00 3C 03 01 00 F5")
+
+
+def test_fault_names_per_layout():
+    assert spm02.fault_names(0x0C, dptable.V2) == ["overcurrent", "phase_loss"]
+    assert spm02.fault_names(0x01, dptable.V2) == ["bit_0"]
+    assert spm02.fault_names(1 << 12, dptable.CLOUD) == ["phase_loss"]
+
+
+def test_table_has_one_row_per_dp_per_layout():
+    seen = set()
+    for r in dptable.ROWS:
+        assert (r[0], r[1]) not in seen
+        seen.add((r[0], r[1]))
+    keys = [r[2] for r in dptable.rows(dptable.V2)]
+    assert len(keys) == len(set(keys))
+    keys = [r[2] for r in dptable.rows(dptable.CLOUD)]
+    assert len(keys) == len(set(keys))
+    for r in dptable.ROWS:
+        assert r[5] in dptable.UNITS or r[5] == ""
+
+
+def test_v2_report_values():
+    m = Meter()
+    assert feed(m, v2_report())
+    v = m.values()
+    assert m.layout_name() == "v2"
+    assert "102, 103, 104" in m.layout_reason
+    assert v["voltage_a"] == 231.4 and v["current_a"] == 5.0 and v["power_a"] == 1100
+    assert v["power_c"] == -600
+    assert v["energy_forward"] == 1234.56 and v["energy_reverse"] == 7.89
+    assert v["frequency"] == 50.02 and v["power_factor"] == 0.95
+    assert v["power_factor_a"] == 0.95  # 1100 / (231.4 * 5.0) = 0.9507
+    assert v["power_factor_c"] == -0.86
+    assert m.derived_keys() == ["power_factor_a", "power_factor_b", "power_factor_c"]
+    assert v["faults"] == [] and v["faults_raw"] == 0
+    assert v["device_id"] == "vow25010001"
+    assert v["warnings"] == []
+    assert "report_interval" not in v
+
+
+def test_state_json_is_exact_text():
+    m = Meter()
+    feed(m, v2_report(va=2317))
+    s = m.state_json()
+    assert '"voltage_a":231.7,' in s
+    assert '"energy_forward":1234.56' in s
+    assert '"current_c":3.000' in s
+
+
+def test_cloud_layout_decided_by_dps():
+    m = Meter()
+    feed(m, cloud_report())
+    assert m.layout_name() == "cloud"
+    assert m.layout_reason.startswith("DP 112 seen")
+    v = m.values()
+    assert v["report_interval"] == 900
+    assert v["voltage_b"] == 231.0 and v["current_c"] == 2.5 and v["power_factor_c"] == 0.86
+    assert v["energy_forward_b"] == 10.01 and v["current_unbalance"] == 3
+    assert m.derived_keys() == []
+    assert v["warnings"] == []
+
+
+def test_cloud_decided_by_raw_phase_without_high_dps():
+    m = Meter()
+    recs = [r for r in cloud_report() if r[0] < 111]
+    feed(m, recs)
+    assert m.layout_name() == "cloud"
+    assert "raw DP 6" in m.layout_reason
+
+
+def test_product_key_is_only_a_hint():
+    m = Meter()
+    m.product("kxdr6su0c55p7bbo")
+    assert m.layout_name() == "v2" and "hint" in m.layout_reason
+    feed(m, cloud_report())  # the DPs win
+    assert m.layout_name() == "cloud"
+
+
+def test_forced_layout_warns_when_dps_disagree():
+    m = Meter("v2")
+    feed(m, cloud_report())
+    assert m.layout_name() == "v2"
+    w = m.warnings()
+    assert any("layout forced to v2 but the DPs say cloud" in x for x in w)
+    # Read as v2, the cloud DPs give nonsense that physics catches too
+    assert len(w) >= 2
+
+
+def test_wrong_values_are_flagged_with_their_dps():
+    m = Meter()
+    recs = v2_report()
+    recs = [r for r in recs if r[0] != 104] + [(104, T_VALUE, 9000)]  # more than V*I
+    feed(m, recs)
+    w = m.warnings()
+    assert any("phase A" in x and "DP 102, 103, 104" in x for x in w)
+    assert any("add up" in x and "29" in x for x in w)
+
+
+def test_voltage_out_of_range_flagged():
+    m = Meter()
+    feed(m, v2_report(vb=500))
+    assert any("phase B: voltage 50.0 V" in x and "DP 105, 106" in x for x in m.warnings())
+
+
+def test_power_factor_out_of_range_flagged():
+    m = Meter()
+    feed(m, v2_report() + [(50, T_VALUE, 250)])
+    assert any("power_factor 2.50" in x and "DP 50" in x for x in m.warnings())
+
+
+def test_unchanged_report_is_not_a_change():
+    m = Meter()
+    assert feed(m, v2_report(), now=1000)
+    seq = m.seq
+    assert not feed(m, v2_report(), now=16000)
+    assert m.seq == seq
+    assert m.dps[102].t == 16000
+    assert feed(m, [(102, T_VALUE, 2320)])
+    assert m.dps[102].seq == m.seq
+
+
+def test_raw_phase_only_meter_still_reads():
+    m = Meter()
+    feed(m, [(6, T_RAW, hexb("08 80 00 03 E8 00 27 10"))])
+    v = m.values()
+    assert v["voltage_a"] == 217.6 and v["current_a"] == 1.0 and v["power_a"] == 10000
+    assert any("phase A" in x for x in v["warnings"])  # the reference's own example exceeds V*I
+
+
+def test_negative_raw_phase_offset_encoding_seen():
+    m = Meter()
+    feed(m, [(8, T_RAW, raw_phase(2300, 2000, 0x19999A - 450))])
+    assert m.values()["power_c"] == -450
+    assert m.neg_encoding == "offset"
+
+
+def test_every_dp_listed_mapped_or_not():
+    m = Meter()
+    feed(m, [(102, T_VALUE, 2314), (200, T_VALUE, 42), (17, T_RAW, hexb("01 01 00 3C"))], now=0)
+    lst = m.dp_list(5000)
+    ids = [d["id"] for d in lst]
+    assert ids == [17, 102, 200]
+    d200 = lst[2]
+    assert d200["key"] is None and d200["value"] == 42 and d200["hex"] == "0000002a" and d200["age_s"] == 5
+    assert lst[1]["key"] == "voltage_a" and lst[1]["scaled"] == 231.4 and lst[1]["unit"] == "V"
+    assert lst[0]["type"] == "raw" and lst[0]["value"] == "0101003c"
+
+
+def test_alarms_merged_from_both_dps():
+    m = Meter()
+    feed(m, [(17, T_RAW, hexb("01 01 00 3C 03 01 00 F5")), (18, T_RAW, hexb("05 01 00 00"))])
+    assert m.values()["alarms"] == {"overcurrent": {"enabled": True, "threshold": 60},
+                                    "overvoltage": {"enabled": True, "threshold": 245},
+                                    "phase_loss": {"enabled": True, "threshold": 0}}
+
+
+def test_locating_bool():
+    m = Meter()
+    feed(m, [(101, T_BOOL, 1)])
+    assert m.values()["locating"] is True
+
+
+def test_broken_record_counted():
+    m = Meter()
+    data = encode_dp(1, T_VALUE, 5) + hexb("17 02 00 04 00 00")
+    m.dps_in(data, 0, len(data), 0)
+    assert m.bad_records == 1 and m.values()["energy_forward"] == 0.05

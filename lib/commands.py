@@ -1,0 +1,104 @@
+# The named commands: one table for MQTT and HTTP. A command checks its payload and
+# queues the frame for the MCU; a bad payload raises ValueError with a message for
+# the user, an unknown name KeyError.
+import json
+
+import tuya
+import spm02
+from dptable import CLOUD
+from tuya import T_BOOL, T_ENUM, T_VALUE, T_RAW, encode_dp
+
+
+def query_state(mcu, payload):
+    mcu.link.send(tuya.QUERY)
+    return "query sent"
+
+
+def refresh(mcu, payload):
+    mcu.link.send(tuya.SET_DP, encode_dp(35, T_ENUM, 0))
+    return "refresh requested"
+
+
+def clear_energy(mcu, payload):
+    mcu.link.send(tuya.SET_DP, encode_dp(12, T_BOOL, 1))
+    return "energy counters cleared"
+
+
+def locate(mcu, payload):
+    p = payload.strip().upper()
+    if p in ("1", "ON", "TRUE"):
+        on = True
+    elif p in ("0", "OFF", "FALSE"):
+        on = False
+    else:
+        raise ValueError("locate takes 1/0 or ON/OFF")
+    mcu.link.send(tuya.SET_DP, encode_dp(101, T_BOOL, on))
+    return "locate on" if on else "locate off"
+
+
+def report_interval(mcu, payload):
+    if mcu.meter.layout != CLOUD:
+        raise ValueError("report_interval exists only in the cloud layout")
+    try:
+        s = int(payload.strip())
+    except ValueError:
+        raise ValueError("report_interval takes whole seconds, 225..3600")
+    if not 225 <= s <= 3600:
+        raise ValueError("report_interval takes whole seconds, 225..3600")
+    mcu.link.send(tuya.SET_DP, encode_dp(102, T_VALUE, s))
+    return "report interval %d s" % s
+
+
+def alarm(mcu, payload):
+    try:
+        a = json.loads(payload)
+    except Exception:
+        a = None
+    if not isinstance(a, dict) or not isinstance(a.get("name"), str):
+        raise ValueError('alarm takes JSON like {"name": "overvoltage", "enabled": true, "threshold": 250}')
+    lists = {}
+    for dpid in (17, 18):
+        d = mcu.meter.dps.get(dpid)
+        if d is not None:
+            lists[dpid] = bytes(d.raw)
+    found = spm02.find_alarm(a["name"], lists)
+    if found is None:
+        raise ValueError("the meter has not reported an alarm named %s" % a["name"])
+    dpid, rid, lo, hi = found
+    en = a.get("enabled")
+    th = a.get("threshold")
+    if en is not None and not isinstance(en, bool):
+        raise ValueError("enabled must be true or false")
+    if th is not None:
+        if hi == 0:
+            raise ValueError("%s has no threshold" % a["name"])
+        if not isinstance(th, int) or isinstance(th, bool) or not lo <= th <= hi:
+            raise ValueError("threshold of %s must be a whole number %d..%d" % (a["name"], lo, hi))
+    if en is None and th is None:
+        raise ValueError("give enabled, threshold or both")
+    mcu.link.send(tuya.SET_DP, encode_dp(dpid, T_RAW, spm02.set_alarm(lists[dpid], rid, en, th)))
+    return "alarm %s set" % a["name"]
+
+
+COMMANDS = {
+    "query_state": query_state,
+    "refresh": refresh,
+    "clear_energy": clear_energy,
+    "locate": locate,
+    "report_interval": report_interval,
+    "alarm": alarm,
+}
+BUTTONS = ("query_state", "refresh", "clear_energy")  # payload ignored (HA sends PRESS)
+
+
+def run(mcu, name, payload):
+    """Run a command by name. payload: str or bytes. Returns a short message."""
+    fn = COMMANDS.get(name)
+    if fn is None:
+        raise KeyError(name)
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        try:
+            payload = bytes(payload).decode()
+        except Exception:
+            raise ValueError("payload is not UTF-8 text")
+    return fn(mcu, payload)

@@ -1,0 +1,67 @@
+# The whole MCU side, sans-IO: bytes in -> frames -> link -> meter state, and the
+# frames the link wants sent. The firmware's driver and the tools only move bytes.
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+from tuya import Decoder
+from link import Link, EV_DPS, EV_PRODUCT
+from meter import Meter, ticks_diff
+
+EV_CHANGED = const(64)  # a reading changed
+
+
+class Mcu:
+    def __init__(self, layout="auto", wifi_state=4):
+        self.dec = Decoder()
+        self.link = Link(wifi_state)
+        self.meter = Meter(layout)
+        self.last_report = None
+
+    def feed(self, now, data):
+        """Take bytes from the UART. Returns the bit set of events they caused."""
+        dec = self.dec
+        link = self.link
+        dec.feed(data)
+        ev = 0
+        while dec.next():
+            e = link.receive(now, dec.cmd, dec.buf, 6, dec.plen)
+            if e & EV_DPS:
+                self.last_report = now
+                if self.meter.dps_in(dec.buf, 6, 6 + dec.plen, now):
+                    e |= EV_CHANGED
+            if e & EV_PRODUCT:
+                self.meter.product(link.product_key)
+            ev |= e
+        return ev
+
+    def poll(self, now):
+        """The next frame to write, or None."""
+        return self.link.poll(now)
+
+    def status(self, now):
+        """The link state, for /api/state and the page."""
+        link = self.link
+        m = self.meter
+        e = self.dec.errors()
+        e["bad_records"] = m.bad_records
+        e["timeouts"] = link.timeouts
+        e["unknown_cmds"] = link.unknown
+        return {
+            "online": link.online,
+            "product_key": link.product_key,
+            "mcu_version": link.mcu_version,
+            "layout": m.layout_name(),
+            "layout_setting": m.setting,
+            "layout_reason": m.layout_reason,
+            "neg_encoding": m.neg_encoding,
+            "frames_rx": self.dec.frames,
+            "frames_tx": link.tx,
+            "retries": link.retries,
+            "reboots": link.reboots,
+            "errors": e,
+            "last_report_s": None if self.last_report is None
+            else ticks_diff(now, self.last_report) // 1000,
+        }

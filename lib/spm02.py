@@ -1,0 +1,135 @@
+# Decoders for the SPM02's structured DPs: raw phase readings (6, 7, 8), the fault
+# bitmap (9) and the alarm settings lists (17, 18), plus exact number formatting.
+# Pure functions on bytes and ints.
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+from dptable import FAULTS, ALARMS
+
+NEG_LIMIT = const(0x100000)   # no real reading reaches 1048 A or 1048 kW: at or above is negative
+NEG_OFFSET = const(0x19999A)  # zigbee SPM02 firmwares send 0x19999A - |x|
+
+
+def s24(v):
+    """A 24-bit field of a raw phase DP as a signed number.
+
+    The one place that knows both negative encodings: 0x19999A - |x| leaves values in
+    0x100000..0x19999A, 24-bit two's complement leaves them above; they do not overlap
+    for any real reading."""
+    if v < NEG_LIMIT:
+        return v
+    if v <= NEG_OFFSET:
+        return v - NEG_OFFSET
+    return v - 0x1000000
+
+
+def s24_encoding(v):
+    """Which negative encoding a 24-bit field used: None, "offset" or "twos"."""
+    if v < NEG_LIMIT:
+        return None
+    return "offset" if v <= NEG_OFFSET else "twos"
+
+
+def phase(buf, start=0):
+    """(voltage in 0.1 V, current in 0.001 A, power in W) from 8 raw bytes."""
+    v = buf[start] << 8 | buf[start + 1]
+    i = buf[start + 2] << 16 | buf[start + 3] << 8 | buf[start + 4]
+    p = buf[start + 5] << 16 | buf[start + 6] << 8 | buf[start + 7]
+    return v, s24(i), s24(p)
+
+
+def phase_encoding(raw):
+    """The negative encoding seen in a raw phase DP, or None when all fields are positive."""
+    for k in (2, 5):
+        e = s24_encoding(raw[k] << 16 | raw[k + 1] << 8 | raw[k + 2])
+        if e:
+            return e
+    return None
+
+
+def fault_names(bits, layout):
+    names = FAULTS.get(layout, {})
+    out = []
+    b = 0
+    while bits >> b:
+        if (bits >> b) & 1:
+            out.append(names.get(b) or "bit_%d" % b)
+        b += 1
+    return out
+
+
+def alarm_records(raw):
+    """[(id, enabled, threshold)] from a DP 17/18 value; a trailing partial record is ignored."""
+    out = []
+    for i in range(0, len(raw) - 3, 4):
+        out.append((raw[i], raw[i + 1], raw[i + 2] << 8 | raw[i + 3]))
+    return out
+
+
+def alarm_name(dpid, rid):
+    a = ALARMS.get(dpid, {}).get(rid)
+    return a[0] if a else "alarm_%d" % rid
+
+
+def alarms(dpid, raw):
+    """{name: {"enabled": bool, "threshold": int}} of one DP 17/18 value."""
+    out = {}
+    for rid, en, th in alarm_records(raw):
+        out[alarm_name(dpid, rid)] = {"enabled": en == 1, "threshold": th}
+    return out
+
+
+def encode_alarms(records):
+    out = bytearray()
+    for rid, en, th in records:
+        out.extend(bytes((rid, 1 if en else 0, (th >> 8) & 0xFF, th & 0xFF)))
+    return bytes(out)
+
+
+def find_alarm(name, lists):
+    """(dpid, record id, min, max) for an alarm name; lists is {dpid: raw} of what the
+    meter reported, so a name that both DPs know goes where the meter keeps it."""
+    for dpid in (17, 18):
+        table = ALARMS[dpid]
+        for rid in table:
+            if table[rid][0] != name:
+                continue
+            raw = lists.get(dpid)
+            if raw is not None and any(r[0] == rid for r in alarm_records(raw)):
+                return dpid, rid, table[rid][1], table[rid][2]
+    return None
+
+
+def set_alarm(raw, rid, enabled=None, threshold=None):
+    """The whole DP 17/18 list again, with one record changed."""
+    recs = []
+    for r, en, th in alarm_records(raw):
+        if r == rid:
+            if enabled is not None:
+                en = 1 if enabled else 0
+            if threshold is not None:
+                th = threshold
+        recs.append((r, en, th))
+    return encode_alarms(recs)
+
+
+def fmt(count, decimals):
+    """An integer count at 10**-decimals as exact decimal text: (2317, 1) -> "231.7"."""
+    if decimals <= 0:
+        return str(count)
+    s = "-" if count < 0 else ""
+    count = abs(count)
+    d = 10 ** decimals
+    frac = str(count % d)
+    return s + str(count // d) + "." + "0" * (decimals - len(frac)) + frac
+
+
+def ratio(num, den, decimals):
+    """round(num / den) at 10**-decimals as an integer count, without floats."""
+    d = 10 ** decimals
+    n = num * d
+    q = (2 * abs(n) + abs(den)) // (2 * abs(den))
+    return -q if (n < 0) != (den < 0) else q
