@@ -219,8 +219,18 @@ def test_every_dp_listed_mapped_or_not():
     assert ids == [17, 102, 200]
     d200 = lst[2]
     assert d200["key"] is None and d200["value"] == 42 and d200["hex"] == "0000002a" and d200["age_s"] == 5
-    assert lst[1]["key"] == "voltage_a" and lst[1]["scaled"] == 231.4 and lst[1]["unit"] == "V"
+    assert lst[1]["key"] == "voltage_a" and lst[1]["scaled"] == (2314, 1) and lst[1]["unit"] == "V"
     assert lst[0]["type"] == "raw" and lst[0]["value"] == "0101003c"
+
+
+def test_dps_json_exact():
+    import json
+    m = Meter()
+    feed(m, [(50, T_VALUE, 94), (102, T_VALUE, 2314)])
+    text = m.dps_json(0)
+    assert '"scaled": 0.94}' in text and '"scaled": 231.4}' in text
+    got = json.loads(text)
+    assert [d["id"] for d in got] == [50, 102] and got[0]["scaled"] == 0.94
 
 
 def test_alarms_merged_from_both_dps():

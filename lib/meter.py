@@ -115,9 +115,9 @@ class Meter:
 
     def evidence(self):
         """(layout, reason) from the DPs themselves, or None."""
-        for d in self.dps:
-            if 111 <= d <= 130:
-                return T.CLOUD, "DP %d seen: only the cloud layout has DPs above 110" % d
+        high = [d for d in self.dps if 111 <= d <= 130]
+        if high:
+            return T.CLOUD, "DP %d seen: only the cloud layout has DPs above 110" % min(high)
         for k in range(3):
             raw = self.dps.get(RAW_PHASE[k])
             if raw is None or raw.n != 8:
@@ -317,23 +317,34 @@ class Meter:
     # --- every DP seen -------------------------------------------------------
 
     def dp_list(self, now):
-        """[{id, type, hex, value, key, age_s}] of every DP the meter sent, mapped or not."""
+        """[{id, type, hex, value, key, age_s[, scaled, unit]}] of every DP the meter
+        sent, mapped or not. "scaled" is (count, decimals): see dps_json."""
         out = []
         for dpid in sorted(self.dps):
             d = self.dps[dpid]
             r = T.row(dpid, self.layout)
             v = d.value()
-            if isinstance(v, (bytes, bytearray)):
+            if not isinstance(v, (int, str)):
                 v = d.hex()
             e = {"id": dpid, "type": TYPE_NAMES[d.type] if d.type < 6 else str(d.type),
                  "hex": d.hex(), "value": v, "key": r[2] if r else None,
                  "age_s": ticks_diff(now, d.t) // 1000}
-            if r and r[4] and isinstance(v, int):
-                e["scaled"] = _num(v, r[4])
+            if r and r[4] and isinstance(v, int) and d.type == T_VALUE:
+                e["scaled"] = (v, r[4])
                 e["unit"] = r[5]
             out.append(e)
         return out
 
+    def dps_json(self, now):
+        """dp_list as JSON text, scaled values written exactly from their counts."""
+        parts = []
+        for e in self.dp_list(now):
+            sc = e.pop("scaled", None)
+            t = json.dumps(e)
+            if sc is not None:
+                t = t[:-1] + ', "scaled": ' + spm02.fmt(sc[0], sc[1]) + "}"
+            parts.append(t)
+        return "[" + ", ".join(parts) + "]"
 
 def _near(a, b):
     return abs(a - b) <= max(2, abs(b) // 50)

@@ -1,0 +1,52 @@
+# The only module that knows what it runs on: an ESP32 (machine.UART, network) or
+# the host (the UART is a TCP connection to uart.url, no Wi-Fi). Everything else
+# gets streams and a clock from here.
+import sys
+import time
+
+import asyncio
+
+ESP32 = sys.platform == "esp32"
+
+
+def ticks():
+    return time.ticks_ms()
+
+
+def parse_url(url):
+    """("127.0.0.1", 7000) from "tcp://127.0.0.1:7000"."""
+    rest = url[6:] if url.startswith("tcp://") else url
+    host, _, port = rest.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+async def open_uart(ucfg):
+    """(reader, writer) of the line to the meter's MCU."""
+    if ucfg["url"]:
+        host, port = parse_url(ucfg["url"])
+        return await asyncio.open_connection(host, port)
+    if ESP32:
+        from firmware import esp32
+        return esp32.open_uart(ucfg)
+    raise OSError("no UART here: set uart.url to tcp://host:port")
+
+
+def clock_valid():
+    # Before NTP an ESP32 thinks it is 2000; the host always has the time.
+    return time.localtime()[0] >= 2024
+
+
+def clock():
+    """Local time for the MCU's 0x1C question, or None when not known."""
+    if not clock_valid():
+        return None
+    t = time.localtime()
+    return (t[0], t[1], t[2], t[3], t[4], t[5], t[6] + 1)
+
+
+def unique_id():
+    """A stable id for MQTT client id and Home Assistant unique ids."""
+    if ESP32:
+        import machine
+        return "".join("%02x" % b for b in machine.unique_id()[-3:])
+    return ""

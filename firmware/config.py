@@ -1,0 +1,115 @@
+# config.json: defaults for what is missing, a clear warning for what is wrong, and
+# never a crash: the firmware starts with what it can use.
+import json
+
+DEFAULTS = {
+    "name": "spm02",
+    "wifi": {"ssid": "", "password": "", "txpower": 0},
+    "uart": {"id": 1, "tx": 21, "rx": 20, "baudrate": 9600, "url": ""},
+    "mqtt": {"host": "", "port": 1883, "user": "", "password": "", "base_topic": "",
+             "discovery_prefix": "homeassistant"},
+    "http": {"port": 80, "password": "", "host": "0.0.0.0"},
+    "layout": "auto",
+    "wifi_state": 4,
+}
+
+SECRETS = ("password",)
+BAUDS = (9600, 19200, 38400, 57600, 115200)
+
+
+def _check(path, key, value):
+    """An error message for a bad value, or None."""
+    if key in ("port",) and not (isinstance(value, int) and 0 < value < 65536):
+        return "must be a port number 1..65535"
+    if key == "baudrate" and value not in BAUDS:
+        return "must be one of %s" % (BAUDS,)
+    if path == "layout" and value not in ("auto", "v2", "cloud"):
+        return "must be auto, v2 or cloud"
+    if path == "wifi_state" and value not in (0, 1, 2, 3, 4):
+        return "must be 0..4"
+    if path == "name" and not _safe_name(value):
+        return "must be 1..32 letters, digits, - or _"
+    if key == "base_topic" and value and ("+" in value or "#" in value):
+        return "must not contain + or #"
+    if key == "url" and value and not value.startswith("tcp://"):
+        return "must look like tcp://host:port"
+    return None
+
+
+def _safe_name(v):
+    if not 0 < len(v) <= 32:
+        return False
+    for ch in v:
+        if not (ch.isalpha() or ch.isdigit() or ch in "-_"):
+            return False
+    return True
+
+
+def _merge(defaults, given, prefix, warnings):
+    out = {}
+    if not isinstance(given, dict):
+        if given is not None:
+            warnings.append("%s: must be an object; using defaults" % (prefix or "config"))
+        given = {}
+    for key in defaults:
+        d = defaults[key]
+        path = prefix + key
+        if key not in given:
+            out[key] = d if not isinstance(d, dict) else _merge(d, None, path + ".", warnings)
+            continue
+        v = given[key]
+        if isinstance(d, dict):
+            out[key] = _merge(d, v, path + ".", warnings)
+            continue
+        if type(v) is not type(d):
+            warnings.append("%s: expected %s, got %s; using %r" % (
+                path, type(d).__name__, type(v).__name__, "***" if key in SECRETS else d))
+            out[key] = d
+            continue
+        err = _check(path, key, v)
+        if err:
+            warnings.append("%s: %s; using %r" % (path, err, d))
+            out[key] = d
+        else:
+            out[key] = v
+    for key in given:
+        if key not in defaults:
+            warnings.append("%s%s: unknown setting, ignored" % (prefix, key))
+    return out
+
+
+def parse(text):
+    """(config, warnings) from JSON text (or None for no file)."""
+    warnings = []
+    given = None
+    if text is not None:
+        try:
+            given = json.loads(text)
+        except Exception:
+            warnings.append("config.json is not valid JSON; using defaults")
+    cfg = _merge(DEFAULTS, given, "", warnings)
+    if not cfg["mqtt"]["base_topic"]:
+        cfg["mqtt"]["base_topic"] = cfg["name"]
+    return cfg, warnings
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return parse(None)[0], ["%s not found; using defaults" % path]
+    return parse(text)
+
+
+def public(cfg):
+    """The config without secrets, for the page and the API."""
+    out = {}
+    for k in cfg:
+        v = cfg[k]
+        if isinstance(v, dict):
+            v = public(v)
+        elif k in SECRETS:
+            v = bool(v)  # only whether one is set
+        out[k] = v
+    return out

@@ -1,0 +1,201 @@
+# A small HTTP/1.0-style server: one request per connection, everything bounded
+# (connections, request line, headers, body, time), every socket closed on every path.
+import json
+import time
+
+import asyncio
+from micropython import const
+
+import commands
+from firmware import log
+
+MAX_CONN = const(4)       # the ESP32 has few sockets: keep some for MQTT
+MAX_HEAD = const(2048)    # request line + headers
+MAX_LINE = const(512)     # request line
+MAX_BODY = const(1024)
+HEAD_MS = const(5000)     # the whole head must arrive within this
+BODY_MS = const(5000)
+SEND_MS = const(10000)
+CHUNK = const(512)
+
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+           405: "Method Not Allowed", 408: "Request Timeout", 413: "Payload Too Large",
+           414: "URI Too Long", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+
+
+class HttpError(Exception):
+    def __init__(self, status, msg=""):
+        self.status = status
+        self.msg = msg
+
+
+class Http:
+    def __init__(self, app, page_path):
+        self.app = app
+        self.cfg = app.cfg["http"]
+        self.page_path = page_path
+        self.active = 0
+        self.served = 0
+        self.rejected = 0
+        self.server = None
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._conn, self.cfg["host"], self.cfg["port"], 8)
+        log.info("http: listening on %s:%d", self.cfg["host"], self.cfg["port"])
+
+    def status(self):
+        return {"active": self.active, "served": self.served, "rejected": self.rejected}
+
+    async def _conn(self, r, w):
+        self.active += 1
+        try:
+            if self.active > MAX_CONN:
+                self.rejected += 1
+                await self._send(w, 503, "text/plain", b"busy\n")
+                return
+            try:
+                method, path, headers, body = await asyncio.wait_for_ms(self._request(r), HEAD_MS + BODY_MS)
+            except HttpError as e:
+                self.rejected += 1
+                await self._send(w, e.status, "text/plain", (e.msg or REASONS.get(e.status, "")) + "\n")
+                return
+            except asyncio.TimeoutError:
+                self.rejected += 1
+                await self._send(w, 408, "text/plain", "request timeout\n")
+                return
+            await asyncio.wait_for_ms(self._route(w, method, path, headers, body), SEND_MS)
+            self.served += 1
+        except Exception as e:
+            log.warn("http: %r", e)
+        finally:
+            self.active -= 1
+            try:
+                w.close()
+                await w.wait_closed()
+            except Exception:
+                pass
+
+    async def _request(self, r):
+        """(method, path, {lower-case header: value}, body bytes), all within bounds."""
+        head = bytearray()
+        end = -1
+        deadline = time.ticks_add(time.ticks_ms(), HEAD_MS)
+        while end < 0:
+            if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
+                raise asyncio.TimeoutError
+            data = await r.read(CHUNK)
+            if not data:
+                raise HttpError(400, "incomplete request")
+            head.extend(data)
+            end = head.find(b"\r\n\r\n")
+            if end < 0 and len(head) > MAX_HEAD:
+                nl = head.find(b"\r\n")
+                if nl < 0 or nl > MAX_LINE:
+                    raise HttpError(414 if head[:4] in (b"GET ", b"POST") else 400)
+                raise HttpError(431)
+        if end > MAX_HEAD:
+            raise HttpError(431)
+        rest = bytes(head[end + 4:])
+        try:
+            text = bytes(head[:end]).decode()
+        except Exception:
+            raise HttpError(400, "request is not text")
+        lines = text.split("\r\n")
+        if len(lines[0]) > MAX_LINE:
+            raise HttpError(414)
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/") or not parts[1].startswith("/"):
+            raise HttpError(400, "bad request line")
+        headers = {}
+        for line in lines[1:]:
+            k, sep, v = line.partition(":")
+            if not sep:
+                raise HttpError(400, "bad header")
+            headers[k.strip().lower()] = v.strip()
+        n = headers.get("content-length", "0")
+        try:
+            n = int(n)
+        except ValueError:
+            raise HttpError(400, "bad content-length")
+        if n < 0:
+            raise HttpError(400, "bad content-length")
+        if n > MAX_BODY:
+            raise HttpError(413)
+        body = rest[:n]
+        while len(body) < n:
+            data = await r.read(n - len(body))
+            if not data:
+                raise HttpError(400, "incomplete body")
+            body += data
+        return parts[0], parts[1], headers, body
+
+    async def _route(self, w, method, path, headers, body):
+        path = path.split("?", 1)[0]
+        if path.startswith("/api/cmd/"):
+            if method != "POST":
+                return await self._send(w, 405, "application/json", '{"ok":false,"error":"use POST"}',
+                                        "Allow: POST\r\n")
+            if not self._authorized(headers):
+                return await self._send(w, 401, "application/json", '{"ok":false,"error":"password required"}',
+                                        'WWW-Authenticate: Basic realm="spm02"\r\n')
+            return await self._command(w, path[9:], body)
+        if method != "GET" and method != "HEAD":
+            return await self._send(w, 405, "text/plain", "use GET\n", "Allow: GET\r\n")
+        if path == "/":
+            return await self._page(w)
+        if path == "/api/state":
+            return await self._state(w)
+        await self._send(w, 404, "text/plain", "not found\n")
+
+    def _authorized(self, headers):
+        pw = self.cfg["password"]
+        if not pw:
+            return True
+        auth = headers.get("authorization", "")
+        if not auth.startswith("Basic "):
+            return False
+        import binascii
+        try:
+            user_pw = binascii.a2b_base64(auth[6:]).decode()
+        except Exception:
+            return False
+        return user_pw.partition(":")[2] == pw
+
+    async def _command(self, w, name, body):
+        try:
+            msg = commands.run(self.app.mcu, name, body)
+        except KeyError:
+            return await self._send(w, 404, "application/json",
+                                    json.dumps({"ok": False, "error": "unknown command %s" % name}))
+        except ValueError as e:
+            return await self._send(w, 400, "application/json", json.dumps({"ok": False, "error": str(e)}))
+        log.info("http: cmd %s: %s", name, msg)
+        await self._send(w, 200, "application/json", json.dumps({"ok": True, "message": msg}))
+
+    async def _state(self, w):
+        self._head(w, 200, "application/json")
+        for part in self.app.state_parts():
+            w.write(part)
+            await w.drain()
+
+    async def _page(self, w):
+        self._head(w, 200, "text/html; charset=utf-8")
+        buf = bytearray(CHUNK)
+        with open(self.page_path, "rb") as f:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                w.write(buf if n == CHUNK else buf[:n])
+                await w.drain()
+
+    def _head(self, w, status, ctype, extra=""):
+        w.write("HTTP/1.0 %d %s\r\nContent-Type: %s\r\nCache-Control: no-store\r\n%sConnection: close\r\n\r\n"
+                % (status, REASONS.get(status, ""), ctype, extra))
+
+    async def _send(self, w, status, ctype, body, extra=""):
+        if isinstance(body, str):
+            body = body.encode()
+        self._head(w, status, ctype, "%sContent-Length: %d\r\n" % (extra, len(body)))
+        w.write(body)
+        await w.drain()

@@ -1,0 +1,187 @@
+# MQTT for Home Assistant on umqtt.simple (the ESP32's frozen 1.7.x or PyPI's 1.3.4 on
+# the host). umqtt.simple blocks, so every socket it gets has a timeout, the broker's
+# address is resolved once, and the loop polls it without ever waiting on it.
+import json
+import socket
+import time
+
+import asyncio
+from micropython import const
+
+import commands
+import discovery
+from firmware import board, log
+
+TIMEOUT_S = const(2)     # longest any single socket call may block the loop
+KEEPALIVE_S = const(60)
+BURST_MS = const(30)     # a report burst is over when the UART was quiet this long
+POLL_MS = const(20)
+BACKOFF_MAX = const(60)
+
+
+class _Net:
+    """What umqtt.simple sees as its socket module: sockets with a timeout, and the
+    broker's address as resolved once (getaddrinfo blocks)."""
+
+    def __init__(self, addr):
+        self.addr = addr
+
+    def socket(self, *args):
+        s = socket.socket(*args)
+        s.settimeout(TIMEOUT_S)
+        return s
+
+    def getaddrinfo(self, host, port, *args):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", self.addr)]
+
+
+class Mqtt:
+    def __init__(self, app):
+        self.app = app
+        m = app.cfg["mqtt"]
+        self.cfg = m
+        self.base = m["base_topic"]
+        self.prefix = m["discovery_prefix"]
+        self.node = app.node_id
+        self.client = None
+        self.connected = False
+        self.last_error = None
+        self.publishes = 0
+        self.connects = 0
+        self.commands_ok = 0
+        self.commands_bad = 0
+        self._addr = None
+        self._seq = -1          # meter.seq of the last state published
+        self._disc_layout = None  # layout whose entities are announced
+        self._disc_due = False
+        self._topic_cmd = (self.base + "/cmd/").encode()
+        self._topic_ha = (self.prefix + "/status").encode()
+
+    def status(self):
+        return {"enabled": bool(self.cfg["host"]), "connected": self.connected,
+                "host": self.cfg["host"], "port": self.cfg["port"], "base_topic": self.base,
+                "publishes": self.publishes, "connects": self.connects,
+                "commands_ok": self.commands_ok, "commands_bad": self.commands_bad,
+                "last_error": self.last_error}
+
+    async def run(self):
+        if not self.cfg["host"]:
+            log.info("mqtt: no mqtt.host set, MQTT off")
+            return
+        delay = 1
+        while True:
+            try:
+                self._connect()
+                delay = 1
+                await self._session()
+            except Exception as e:
+                self.last_error = repr(e)
+                log.warn("mqtt: %r; again in %d s", e, delay)
+            self._close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    def _connect(self):
+        from umqtt import simple
+        if self._addr is None:
+            self._addr = socket.getaddrinfo(self.cfg["host"], self.cfg["port"])[0][-1]
+        simple.socket = _Net(self._addr)
+        c = simple.MQTTClient(self.node, self.cfg["host"], self.cfg["port"],
+                              user=self.cfg["user"] or None, password=self.cfg["password"] or None,
+                              keepalive=KEEPALIVE_S)
+        c.set_callback(self._message)
+        c.set_last_will(self.base + "/availability", "offline", retain=True)
+        self.client = c
+        c.connect()
+        self.connects += 1
+        self.connected = True
+        self.last_error = None
+        log.info("mqtt: connected to %s:%d", self.cfg["host"], self.cfg["port"])
+
+    def _close(self):
+        self.connected = False
+        c = self.client
+        self.client = None
+        if c is not None and c.sock is not None:
+            try:
+                c.sock.close()
+            except Exception:
+                pass
+
+    async def _session(self):
+        c = self.client
+        c.publish(self.base + "/availability", "online", True)
+        c.subscribe(self.base + "/cmd/+")
+        c.subscribe(self.prefix + "/status")
+        self._disc_layout = None
+        self._seq = -1
+        last_ping = time.ticks_ms()
+        while True:
+            # what the broker sent, a few messages per turn
+            for _ in range(4):
+                op = c.check_msg()
+                c.sock.settimeout(TIMEOUT_S)  # check_msg left the socket blocking
+                if op is None:
+                    break
+            m = self.app.mcu.meter
+            now = time.ticks_ms()
+            if m.seq != self._seq and time.ticks_diff(now, self.app.link.last_rx) >= BURST_MS:
+                # Announce once the first report told us the layout, then the state.
+                if self._disc_due or self._disc_layout != m.layout:
+                    await self._discovery(m.layout)
+                self._seq = m.seq
+                self.publish_state()
+            elif self._disc_due and self._disc_layout is not None:
+                await self._discovery(m.layout)
+            if time.ticks_diff(now, last_ping) > KEEPALIVE_S * 500:
+                c.ping()
+                last_ping = now
+            await asyncio.sleep_ms(POLL_MS)
+
+    def publish_state(self):
+        self.client.publish(self.base + "/state", self.app.mcu.meter.state_json().encode(), True)
+        self.publishes += 1
+
+    async def _discovery(self, layout):
+        """Announce every entity of the layout; remove those of another layout."""
+        self._disc_due = False
+        c = self.client
+        app = self.app
+        device = {"identifiers": [self.node], "name": app.cfg["name"], "manufacturer": "ZGMISMART",
+                  "model": "SPM02 v2 (%s layout)" % ("v2" if layout == 1 else "cloud"),
+                  "sw_version": app.version}
+        ours = []
+        for comp, oid, conf in discovery.entities(layout):
+            ours.append((comp, oid))
+            conf = discovery.config(comp, oid, conf, self.node, self.base, device)
+            c.publish(self._disc_topic(comp, oid), json.dumps(conf).encode(), True)
+            await asyncio.sleep_ms(0)  # let the UART tasks run between publishes
+        # Remove what another layout announced (here or before a restart).
+        for comp, oid in discovery.all_object_ids():
+            if (comp, oid) not in ours:
+                c.publish(self._disc_topic(comp, oid), b"", True)
+        self._disc_layout = layout
+        log.info("mqtt: discovery sent (%d entities)", len(ours))
+
+    def _disc_topic(self, comp, oid):
+        return "%s/%s/%s/%s/config" % (self.prefix, comp, self.node, oid)
+
+    def _message(self, topic, msg):
+        topic = bytes(topic)
+        if topic == self._topic_ha:
+            if bytes(msg) == b"online":
+                self._disc_due = True  # Home Assistant restarted: announce again
+            return
+        if not topic.startswith(self._topic_cmd):
+            return
+        name = topic[len(self._topic_cmd):].decode()
+        try:
+            res = commands.run(self.app.mcu, name, msg)
+            self.commands_ok += 1
+            log.info("mqtt: cmd %s: %s", name, res)
+        except KeyError:
+            self.commands_bad += 1
+            log.warn("mqtt: unknown command %s ignored", name)
+        except ValueError as e:
+            self.commands_bad += 1
+            log.warn("mqtt: cmd %s: bad payload ignored: %s", name, e)

@@ -1,0 +1,190 @@
+"""Real parts for end-to-end tests, all on 127.0.0.1: Mosquitto, the simulated meter,
+and the firmware's own main.py running in the MicroPython unix port (via make run).
+Every process started here is stopped by its owner."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARTIFACTS = os.path.join(ROOT, "artifacts")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout=10.0, step=0.05, what="condition"):
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise TimeoutError("timed out waiting for " + what)
+        time.sleep(step)
+
+
+def _stop(proc, sig=signal.SIGTERM):
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+class Mosquitto:
+    """Debian's mosquitto on a free loopback port; stop() and start() keep the port."""
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="mosq-")
+        self.conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(self.conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % self.port)
+        self.proc = None
+
+    def start(self):
+        exe = "mosquitto" if _which("mosquitto") else "/usr/sbin/mosquitto"
+        self.log = open(os.path.join(self.dir, "log"), "ab")
+        self.proc = subprocess.Popen([exe, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_until(lambda: _connectable(self.port), 10, what="mosquitto")
+        return self
+
+    def stop(self):
+        _stop(self.proc)
+        self.proc = None
+
+
+def _which(name):
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if os.access(os.path.join(d, name), os.X_OK):
+            return True
+    return False
+
+
+def _connectable(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+class Firmware:
+    """main.py in the MicroPython unix port, started with `make run`."""
+
+    def __init__(self, uart_port, mqtt_port=None, http_port=None, heapsize=None, **extra):
+        self.http_port = http_port or free_port()
+        self.cfg = {"name": "spm02", "uart": {"url": "tcp://127.0.0.1:%d" % uart_port},
+                    "mqtt": {"host": "127.0.0.1" if mqtt_port else "", "port": mqtt_port or 1883},
+                    "http": {"port": self.http_port, "host": "127.0.0.1"}}
+        for k, v in extra.items():
+            if isinstance(v, dict):
+                self.cfg.setdefault(k, {}).update(v)
+            else:
+                self.cfg[k] = v
+        self.heapsize = heapsize
+        self.dir = tempfile.mkdtemp(prefix="fw-")
+        self.cfg_path = os.path.join(self.dir, "config.json")
+        self.log_path = os.path.join(self.dir, "firmware.log")
+        self.proc = None
+
+    def start(self, wait=True):
+        with open(self.cfg_path, "w") as f:
+            json.dump(self.cfg, f)
+        args = ["make", "-s", "--no-print-directory", "run", "CONFIG=" + self.cfg_path]
+        if self.heapsize:
+            args.append("HEAPSIZE=%s" % self.heapsize)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        if wait:
+            wait_until(lambda: self.proc.poll() is not None or _connectable(self.http_port), 20,
+                       what="firmware http")
+            assert self.proc.poll() is None, self.log()
+        return self
+
+    def stop(self):
+        _stop(self.proc)
+        self.proc = None
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    # --- HTTP ---------------------------------------------------------------
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%d%s" % (self.http_port, path)
+
+    def request(self, method, path, body=None, headers=None, timeout=5):
+        req = urllib.request.Request(self.url(path), data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def state(self):
+        status, body = self.request("GET", "/api/state")
+        assert status == 200, body
+        return json.loads(body)
+
+    def cmd(self, name, payload=b"", headers=None):
+        if isinstance(payload, str):
+            payload = payload.encode()
+        return self.request("POST", "/api/cmd/" + name, payload, headers)
+
+
+class MqttWatch:
+    """A paho-mqtt client that records every message under the given topics."""
+
+    def __init__(self, port, topics=("#",)):
+        import paho.mqtt.client as mqtt
+        self.lock = threading.Lock()
+        self.messages = []  # (topic, payload bytes, retain)
+        self.last = {}
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-%d" % os.getpid())
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p=None: [c.subscribe(t) for t in topics]
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg):
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload, msg.retain))
+            self.last[msg.topic] = msg.payload
+
+    def get(self, topic):
+        with self.lock:
+            return self.last.get(topic)
+
+    def count(self, topic):
+        with self.lock:
+            return sum(1 for t, _, _ in self.messages if t == topic)
+
+    def publish(self, topic, payload, retain=False):
+        self.client.publish(topic, payload, retain=retain).wait_for_publish(5)
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()

@@ -1,0 +1,308 @@
+"""End to end: the firmware's main.py in the MicroPython unix port, against the
+simulated meter and a real Mosquitto, all on 127.0.0.1."""
+import json
+import time
+
+import pytest
+
+from harness import Firmware, Mosquitto, MqttWatch, wait_until
+from spm02sim import Simulator, parse_dps
+
+LAYOUTS = ["v2", "cloud"]
+
+
+@pytest.fixture(scope="module")
+def broker():
+    b = Mosquitto().start()
+    yield b
+    b.stop()
+
+
+class Rig:
+    def __init__(self, broker, layout="v2", **simargs):
+        simargs.setdefault("interval", 3600)  # reports only when asked: the truth holds still
+        self.sim = Simulator(layout=layout, port=0, seed=7, **simargs).start()
+        self.fw = Firmware(self.sim.port, broker.port if broker else None)
+        self.watch = None
+        self.broker = broker
+
+    def start(self):
+        self.fw.start()
+        if self.broker:
+            self.watch = MqttWatch(self.broker.port)
+        return self
+
+    def stop(self):
+        for x in (self.watch, self.fw, self.sim):
+            if x is not None:
+                try:
+                    x.stop()
+                except Exception:
+                    pass
+
+    def values(self):
+        return self.fw.state()["values"]
+
+    def settled(self, timeout=15):
+        """Wait until /api/state shows every value the simulator last sent."""
+        def ok():
+            truth = self.sim.truth()
+            v = self.values()
+            return truth and all(v.get(k) == truth[k] for k in truth) and (truth, v)
+        try:
+            return wait_until(ok, timeout, 0.1, "state to equal the simulator's truth")
+        except TimeoutError:
+            truth, v = self.sim.truth(), self.values()
+            diff = {k: (truth[k], v.get(k)) for k in truth if v.get(k) != truth[k]}
+            raise AssertionError("state differs from the simulator: %r\n%s" % (diff, self.fw.log()[-3000:]))
+
+
+@pytest.fixture(params=LAYOUTS)
+def rig(broker, request):
+    r = Rig(broker, request.param)
+    try:
+        yield r.start()
+    finally:
+        r.stop()
+
+
+@pytest.fixture
+def v2rig(broker):
+    r = Rig(broker, "v2")
+    try:
+        yield r.start()
+    finally:
+        r.stop()
+
+
+def test_handshake_on_the_wire(v2rig):
+    sim = v2rig.sim
+    sim.wait_frame(0x08, timeout=10)
+    cmds = [c for c, _ in sim.received]
+    first = [c for i, c in enumerate(cmds) if c not in cmds[:i]]  # first appearance order
+    assert first[:5] == [0x00, 0x01, 0x02, 0x03, 0x08]
+    assert [p for c, p in sim.received if c == 0x03][0] == b"\x04"  # cloud-connected emulation
+    assert sim.wifi_state == 4
+    # the simulator asks the time after the handshake: the answer is valid and current
+    t = wait_until(lambda: sim.local_time, 5, what="time answer")
+    assert t[0] == 1 and t[1] == time.localtime().tm_year - 2000
+
+
+def test_state_equals_simulator_truth(rig, request):
+    truth, values = rig.settled()
+    layout = rig.sim.layout
+    st = rig.fw.state()
+    assert st["mcu"]["layout"] == layout and st["mcu"]["layout_setting"] == "auto"
+    assert "DP" in st["mcu"]["layout_reason"]
+    assert st["mcu"]["online"] and st["mcu"]["product_key"]
+    assert values["warnings"] == []
+    for k in truth:
+        assert values[k] == truth[k], k
+    if layout == "v2":
+        assert st["derived"] == ["power_factor_a", "power_factor_b", "power_factor_c"]
+        for p in "abc":
+            pf = values["power_a".replace("a", p)] / (values["voltage_" + p] * values["current_" + p])
+            assert abs(values["power_factor_" + p] - pf) <= 0.006
+    # every DP the meter sent is listed, mapped or not
+    sent = set(rig.sim.truth_counts())
+    assert sent <= {d["id"] for d in st["dps"]}
+    # and MQTT carries the same values, retained
+    def mqtt_ok():
+        s = rig.watch.get("spm02/state")
+        return s and all(json.loads(s).get(k) == truth[k] for k in truth)
+    wait_until(mqtt_ok, 10, what="B/state to equal the truth")
+    assert rig.watch.get("spm02/availability") == b"online"
+
+
+def test_numbers_are_exact_text(v2rig):
+    v2rig.settled()
+    status, body = v2rig.fw.request("GET", "/api/state")
+    text = body.decode()
+    counts = v2rig.sim.truth_counts()
+    assert '"voltage_a":%d.%d' % divmod(counts[102], 10) in text
+    assert "0000000000" not in text and "9999999" not in text
+
+
+def test_http_commands_reach_the_meter(rig):
+    rig.settled()
+    sim, fw = rig.sim, rig.fw
+
+    def sent(name, payload, cmd, dp=None, status=200):
+        mark = sim.mark()
+        st, body = fw.cmd(name, payload)
+        assert st == status, body
+        assert json.loads(body)["ok"] is True
+        return sim.wait_frame(cmd, timeout=5, since=mark, dp=dp)
+
+    sent("query_state", "PRESS", 0x08)
+    assert parse_dps(sent("refresh", "PRESS", 0x06, dp=35)[1])[0][2] == b"\x00"
+    assert parse_dps(sent("clear_energy", "PRESS", 0x06, dp=12)[1])[0][2] == b"\x01"
+    assert parse_dps(sent("locate", "1", 0x06, dp=101)[1])[0][2] == b"\x01"
+    assert parse_dps(sent("locate", "OFF", 0x06, dp=101)[1])[0][2] == b"\x00"
+    _, payload = sent("alarm", '{"name": "overvoltage", "enabled": true, "threshold": 250}', 0x06, dp=17)
+    wait_until(lambda: rig.values()["alarms"]["overvoltage"] == {"enabled": True, "threshold": 250}, 5,
+               what="alarm echoed")
+    assert rig.values()["alarms"]["overcurrent"] == {"enabled": True, "threshold": 60}  # the rest kept
+    wait_until(lambda: rig.values()["energy_forward"] == 0, 5, what="energy cleared")
+    if rig.sim.layout == "cloud":
+        sent("report_interval", "900", 0x06, dp=102)
+        wait_until(lambda: rig.values()["report_interval"] == 900, 5, what="interval echoed")
+    else:
+        st, body = fw.cmd("report_interval", "900")
+        assert st == 400 and "cloud" in json.loads(body)["error"]
+
+
+def test_http_command_errors(v2rig):
+    fw, sim = v2rig.fw, v2rig.sim
+    v2rig.settled()
+    mark = sim.mark()
+    for name, payload in (("locate", "maybe"), ("alarm", "{"), ("alarm", '{"name": "overvoltage", "threshold": 0}')):
+        st, body = fw.cmd(name, payload)
+        assert st == 400, (name, body)
+        assert json.loads(body)["ok"] is False
+    assert fw.cmd("explode", "")[0] == 404
+    assert fw.request("GET", "/api/cmd/refresh")[0] == 405
+    assert fw.request("PUT", "/api/cmd/refresh", b"")[0] == 405
+    assert fw.request("GET", "/nope")[0] == 404
+    time.sleep(0.5)
+    assert [c for c, _ in sim.received[mark:] if c == 0x06] == []
+
+
+def test_mqtt_commands_and_bad_payloads(v2rig):
+    v2rig.settled()
+    sim, w = v2rig.sim, v2rig.watch
+    wait_until(lambda: w.get("spm02/availability") == b"online", 10, what="online")
+    mark = sim.mark()
+    w.publish("spm02/cmd/locate", "banana")
+    w.publish("spm02/cmd/no_such_command", "1")
+    w.publish("spm02/cmd/alarm", "not json")
+    w.publish("spm02/cmd/clear_energy", "PRESS")
+    _, payload = sim.wait_frame(0x06, since=mark, dp=12, timeout=5)
+    assert [c for c, p in sim.received[mark:] if c == 0x06 and parse_dps(p)[0][0] != 12] == []
+    mark = sim.mark()
+    w.publish("spm02/cmd/locate", "ON")
+    sim.wait_frame(0x06, since=mark, dp=101, timeout=5)
+    mark = sim.mark()
+    w.publish("spm02/cmd/query_state", "PRESS")
+    sim.wait_frame(0x08, since=mark, timeout=5)
+    log = v2rig.fw.log()
+    assert "bad payload ignored" in log and "unknown command no_such_command ignored" in log
+    st = v2rig.fw.state()["mqtt"]
+    assert st["connected"] and st["commands_bad"] == 3 and st["commands_ok"] >= 3
+
+
+def test_discovery(v2rig):
+    v2rig.settled()
+    w = v2rig.watch
+    wait_until(lambda: w.get("homeassistant/sensor/spm02/voltage_a/config"), 10, what="discovery")
+    configs = {t: json.loads(p) for t, p in list(w.last.items()) if t.startswith("homeassistant/") and p}
+    by_id = {c["unique_id"]: c for c in configs.values()}
+    v = by_id["spm02_voltage_a"]
+    assert (v["device_class"], v["state_class"], v["unit_of_measurement"]) == ("voltage", "measurement", "V")
+    assert v["state_topic"] == "~/state" and v["~"] == "spm02" and v["availability_topic"] == "~/availability"
+    e = by_id["spm02_energy_forward"]
+    assert (e["device_class"], e["state_class"], e["unit_of_measurement"]) == ("energy", "total_increasing", "kWh")
+    assert by_id["spm02_current_b"]["unit_of_measurement"] == "A"
+    assert by_id["spm02_power"]["device_class"] == "power"
+    assert by_id["spm02_frequency"]["unit_of_measurement"] == "Hz"
+    assert by_id["spm02_power_factor_a"]["device_class"] == "power_factor"
+    for b in ("query_state", "refresh", "clear_energy"):
+        assert by_id["spm02_" + b]["command_topic"] == "~/cmd/" + b
+        assert "homeassistant/button/spm02/%s/config" % b in configs
+    assert "spm02_report_interval" not in by_id  # not in the v2 layout
+    # Home Assistant restarts: discovery is sent again
+    n = w.count("homeassistant/sensor/spm02/voltage_a/config")
+    w.publish("homeassistant/status", "online")
+    wait_until(lambda: w.count("homeassistant/sensor/spm02/voltage_a/config") > n, 10, what="rediscovery")
+
+
+def test_broker_restart(broker):
+    b = Mosquitto().start()
+    r = Rig(b, "v2")
+    try:
+        r.start()
+        r.settled()
+        wait_until(lambda: r.fw.state()["mqtt"]["connected"], 10, what="mqtt connected")
+        r.watch.stop()
+        r.watch = None
+        b.stop()
+        wait_until(lambda: not r.fw.state()["mqtt"]["connected"], 10, what="mqtt to notice")
+        # the page keeps answering and the link keeps going meanwhile
+        mark = r.sim.mark()
+        r.fw.cmd("query_state")
+        r.sim.wait_frame(0x08, since=mark, timeout=5)
+        assert r.fw.request("GET", "/")[0] == 200
+        b.start()
+        r.watch = MqttWatch(b.port)
+        wait_until(lambda: r.watch.get("spm02/availability") == b"online", 20, what="availability again")
+        truth = r.sim.truth()
+        wait_until(lambda: r.watch.get("spm02/state") and
+                   json.loads(r.watch.get("spm02/state"))["voltage_a"] == truth["voltage_a"], 10,
+                   what="state republished")
+        assert r.fw.state()["mqtt"]["connects"] >= 2
+    finally:
+        r.stop()
+        b.stop()
+
+
+def test_last_will_offline(broker):
+    r = Rig(broker, "v2")
+    try:
+        r.start()
+        wait_until(lambda: r.watch.get("spm02/availability") == b"online", 10, what="online")
+        r.fw.stop()
+        wait_until(lambda: r.watch.get("spm02/availability") == b"offline", 100, 0.2, what="last will")
+    finally:
+        r.stop()
+
+
+def test_mcu_silent_offline_then_back_rebooted(broker):
+    r = Rig(None, "v2")
+    try:
+        r.start()
+        r.settled()
+        r.sim.set_silent(True)
+        t0 = time.monotonic()
+        wait_until(lambda: not r.fw.state()["mcu"]["online"], 25, 0.2, what="link offline")
+        assert time.monotonic() - t0 < 20  # within a few heartbeats
+        r.sim.set_phase("a", voltage=241.0)
+        r.sim.reboot()
+        mark = r.sim.mark()
+        r.sim.set_silent(False)
+        r.sim.wait_frame(0x01, since=mark, timeout=10)
+        r.sim.wait_frame(0x08, since=mark, timeout=10)
+        wait_until(lambda: r.fw.state()["mcu"]["online"], 10, what="online again")
+        r.settled()
+        assert r.values()["voltage_a"] == 241.0
+    finally:
+        r.stop()
+
+
+def test_mcu_reboot_while_online(broker):
+    r = Rig(None, "v2")
+    try:
+        r.start()
+        r.settled()
+        mark = r.sim.mark()
+        r.sim.reboot()
+        r.sim.wait_frame(0x01, since=mark, timeout=20)  # next heartbeat answer is 0: handshake
+        r.sim.wait_frame(0x08, since=mark, timeout=5)
+        wait_until(lambda: r.fw.state()["mcu"]["reboots"] == 1, 5, what="reboot counted")
+    finally:
+        r.stop()
+
+
+def test_line_noise(broker):
+    r = Rig(None, "v2", noise=0.5)
+    try:
+        r.start()
+        for _ in range(3):
+            mark = r.sim.mark()
+            r.fw.cmd("query_state")
+            r.sim.wait_frame(0x08, since=mark, timeout=5)
+        r.settled(20)
+        err = r.fw.state()["mcu"]["errors"]
+        assert err["noise"] > 0
+        assert r.values()["warnings"] == []
+    finally:
+        r.stop()

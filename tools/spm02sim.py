@@ -1,0 +1,806 @@
+#!/usr/bin/env python3
+"""Simulated SPM02 v2 meter MCU: a TuyaMCU peer on a TCP socket (CPython, stdlib only).
+
+The firmware on the host talks to "the UART" as a TCP connection; this program sits at the
+other end and behaves like the meter's MCU (see the shared spm02-reference.md). It is the
+truth the end-to-end tests compare the firmware against, and what `make sim` runs.
+
+    sim = Simulator(layout="v2", port=0, interval=0.3, seed=1)
+    with sim:                       # start() ... stop()
+        connect to 127.0.0.1:sim.port, heartbeat, 0x01, 0x02, 0x03, 0x08 ...
+        sim.truth()                 # state keys of the last values sent, in contract units
+
+Choices worth knowing (the reference leaves them open):
+- Current is reported as a magnitude and the sign lives in the power (and power factor):
+  an exporting phase has I > 0, pf < 0, P < 0. A test may still pin a negative current.
+- Negative 24-bit fields inside raw DPs 6/7/8 use `neg_encoding`: "twos" (24-bit two's
+  complement) or "offset" (0x19999A - |x|, as the zigbee SPM02 firmwares do). Value DPs
+  (4 bytes) always carry negatives as 32-bit two's complement.
+- Cloud DP 102 (report_interval, 225..3600 s) is stored, clamped to its range and reported
+  back, but does not change the simulator's real report period (`interval`), so tests and
+  demos can keep a short one.
+- Faults (DP 9) are evaluated on every fresh measurement from the enabled alarms: phase_loss
+  when a phase is under 10 V, undervoltage for 10 V <= V < threshold, overvoltage above,
+  overcurrent above the threshold in A, unbalance above the threshold in %, high_power when
+  |total power| exceeds the threshold in kW, reverse_power when total power < 0. Only names
+  the layout has a bit for show up in the bitmap.
+- Noise (set_noise) is 1..10 random bytes before a frame, half the time with a stray 55 AA
+  in them. Such a header may announce a long payload: a parser gets the real frames behind
+  it back once enough bytes arrived and the checksum failed, or sooner with a timeout on a
+  stalled partial frame (FrameParser does both).
+- A new TCP connection is the same MCU on a re-plugged wire: it does not reboot the MCU
+  (use reboot() for that), but handshake_done is cleared until the new client handshakes.
+"""
+
+import argparse
+import json
+import logging
+import math
+import random
+import selectors
+import signal
+import socket
+import threading
+import time
+
+log = logging.getLogger("spm02sim")
+
+# ---------------------------------------------------------------- TuyaMCU framing
+
+MAX_LEN = 1024          # longest payload accepted; longer headers are treated as noise
+RAW, BOOL, VALUE, STRING, ENUM, BITMAP = 0, 1, 2, 3, 4, 5
+
+
+def checksum(data):
+    return sum(data) & 0xFF
+
+
+def frame(cmd, data=b"", ver=0x03):
+    """One complete TuyaMCU frame."""
+    head = bytes([0x55, 0xAA, ver, cmd, len(data) >> 8, len(data) & 0xFF]) + bytes(data)
+    return head + bytes([checksum(head)])
+
+
+def dp_record(dpid, dptype, value):
+    """One DP record: dpid | type | len(2) | value bytes."""
+    return bytes([dpid, dptype, len(value) >> 8, len(value) & 0xFF]) + bytes(value)
+
+
+def parse_dps(data):
+    """DP records of a 0x06/0x07/0x22 payload -> [(dpid, type, value bytes)]; stops at junk."""
+    out, i = [], 0
+    while i + 4 <= len(data):
+        n = (data[i + 2] << 8) | data[i + 3]
+        if i + 4 + n > len(data):
+            break
+        out.append((data[i], data[i + 1], bytes(data[i + 4:i + 4 + n])))
+        i += 4 + n
+    return out
+
+
+class FrameParser:
+    """Bytes in, (ver, cmd, data) frames out. Resynchronises on 55 AA after anything bad.
+
+    After a bad header or checksum only the leading 0x55 is dropped, so a real frame hidden
+    behind a stray 55 AA is still found. A partial frame that stops growing for `stale`
+    seconds is treated the same way (a stray header announcing a long payload must not
+    stall the link until enough bytes trickle in)."""
+
+    def __init__(self, stale=1.0):
+        self.buf = bytearray()
+        self.bad = 0
+        self.stale = stale
+        self._since = None          # when the current head of buf was first seen
+
+    def feed(self, data=b"", now=None):
+        now = time.monotonic() if now is None else now
+        buf = self.buf
+        buf += data
+        out, moved = [], False
+        while True:
+            i = buf.find(b"\x55\xaa")
+            if i < 0:
+                keep = 1 if buf[-1:] == b"\x55" else 0   # may be the start of a header
+                if len(buf) > keep:
+                    del buf[:len(buf) - keep]
+                    moved = True
+                break
+            if i:
+                del buf[:i]
+                moved = True
+            if len(buf) < 6:
+                break
+            n = (buf[4] << 8) | buf[5]
+            if n > MAX_LEN:
+                del buf[:1]
+                self.bad += 1
+                moved = True
+                continue
+            if len(buf) < 7 + n:
+                break
+            if checksum(buf[:6 + n]) != buf[6 + n]:
+                del buf[:1]
+                self.bad += 1
+                moved = True
+                continue
+            out.append((buf[2], buf[3], bytes(buf[6:6 + n])))
+            del buf[:7 + n]
+            moved = True
+        if not buf:
+            self._since = None
+        elif moved or self._since is None:
+            self._since = now
+        return out
+
+    def poll(self, now=None):
+        """Give up on a stalled partial frame; returns frames found behind it."""
+        now = time.monotonic() if now is None else now
+        if self._since is not None and now - self._since > self.stale and self.buf:
+            del self.buf[:1]
+            self.bad += 1
+            self._since = now
+            return self.feed(b"", now)
+        return []
+
+
+def enc24(x, encoding="twos"):
+    """A signed reading as the 24-bit field of a raw phase DP."""
+    if x >= 0:
+        return x & 0xFFFFFF
+    return (0x19999A + x) if encoding == "offset" else (x & 0xFFFFFF)
+
+
+def dec24(u, encoding="twos"):
+    """Inverse of enc24 (values at or above 0x100000 are negative, see the reference)."""
+    if u < 0x100000:
+        return u
+    return -(0x19999A - u) if encoding == "offset" else u - 0x1000000
+
+
+# ---------------------------------------------------------------- the meter's DPs
+
+PHASES = "abc"
+KXDR_KEY = "kxdr6su0c55p7bbo"
+CLOUD_KEY = "g5n4t0simulated0"
+
+CLOUD_FAULTS = ("short_circuit", "surge", "overload", "leakage_current", "temperature", "fire",
+                "high_power", "self_test", "overcurrent", "unbalance", "overvoltage",
+                "undervoltage", "phase_loss", "outage", "magnetism", "credit", "no_balance")
+FAULT_BITS = {"v2": {"overcurrent": 2, "phase_loss": 3},
+              "cloud": {name: bit for bit, name in enumerate(CLOUD_FAULTS)}}
+BITMAP_WIDTH = {"v2": 1, "cloud": 4}
+
+ALARM_IDS = {1: "overcurrent", 2: "unbalance", 3: "overvoltage", 4: "undervoltage",
+             5: "phase_loss"}
+ALARM_NAMES = {17: {**ALARM_IDS, 7: "high_power"}, 18: {**ALARM_IDS, 7: "reverse_power"}}
+DEFAULT_ALARMS = {17: [(1, 1, 60), (2, 0, 20), (3, 1, 260), (4, 1, 190), (7, 0, 20)],
+                  18: [(5, 1, 0), (7, 0, 0)]}
+
+# DP types; 12 and 35 are write-only commands (echoed, never in a full report).
+COMMON_TYPES = {1: VALUE, 6: RAW, 7: RAW, 8: RAW, 9: BITMAP, 12: BOOL, 17: RAW, 18: RAW,
+                19: STRING, 23: VALUE, 29: VALUE, 32: VALUE, 35: ENUM, 50: VALUE, 101: BOOL}
+REPORTED_COMMON = (1, 6, 7, 8, 9, 17, 18, 19, 23, 29, 32, 50, 101)
+
+# Value DPs with a plain scaled number: dpid -> (state key, decimals)
+SCALED_COMMON = {1: ("energy_forward", 2), 23: ("energy_reverse", 2), 29: ("power", 0),
+                 32: ("frequency", 2), 50: ("power_factor", 2)}
+SCALED = {
+    "v2": {**SCALED_COMMON, **{
+        102 + 3 * k + j: (name + "_" + ph, dec)
+        for k, ph in enumerate(PHASES)
+        for j, (name, dec) in enumerate((("voltage", 1), ("current", 3), ("power", 0)))}},
+    "cloud": {**SCALED_COMMON, 102: ("report_interval", 0), 130: ("current_unbalance", 0),
+              **{base + 9 * k: (name + "_" + ph, dec)
+                 for k, ph in enumerate(PHASES)
+                 for base, name, dec in ((103, "voltage", 1), (104, "current", 3),
+                                         (105, "power", 0), (108, "power_factor", 2),
+                                         (109, "energy_forward", 2),
+                                         (110, "energy_reverse", 2))}},
+}
+WRITABLE = {"v2": {12, 17, 18, 35, 101}, "cloud": {12, 17, 18, 35, 101, 102}}
+
+
+def layout_dps(layout):
+    """Every DP of a full report, in the order it is sent."""
+    return sorted(set(REPORTED_COMMON) | set(SCALED[layout]))
+
+
+def dp_type(dpid):
+    return COMMON_TYPES.get(dpid, VALUE)
+
+
+def _scale(count, decimals):
+    # round() so that 2317 -> 231.7 compares equal to json.loads("231.7")
+    return count if decimals == 0 else round(count / 10 ** decimals, decimals)
+
+
+def alarms_bytes(records):
+    return b"".join(bytes([i, e, t >> 8 & 0xFF, t & 0xFF]) for i, e, t in records)
+
+
+def alarms_records(raw):
+    """4-byte records of DP 17/18; a trailing partial record is ignored."""
+    return [(raw[i], raw[i + 1], (raw[i + 2] << 8) | raw[i + 3])
+            for i in range(0, len(raw) - len(raw) % 4, 4)]
+
+
+# ---------------------------------------------------------------- the simulator
+
+class Simulator:
+    def __init__(self, layout="v2", port=0, interval=15.0, seed=1, neg_encoding="twos",
+                 dps_per_frame=1, noise=0.0, product_key=None, export_phase="c",
+                 ask_time=True, ask_network=False, host="127.0.0.1", export_period=120.0,
+                 energy_scale=1.0, report_cmd=0x07, device_id="vow25010001"):
+        if layout not in SCALED:
+            raise ValueError("layout must be 'v2' or 'cloud'")
+        if neg_encoding not in ("twos", "offset"):
+            raise ValueError("neg_encoding must be 'twos' or 'offset'")
+        if export_phase is not None and export_phase not in PHASES:
+            raise ValueError("export_phase must be one of a, b, c or None")
+        self.layout = layout
+        self.host, self.port = host, port
+        self.interval = float(interval)
+        self.neg_encoding = neg_encoding
+        self.dps_per_frame = max(1, int(dps_per_frame))
+        self.noise = float(noise)
+        self.product_key = product_key or (KXDR_KEY if layout == "v2" else CLOUD_KEY)
+        self.export_phase = export_phase
+        self.export_period = export_period   # s; the export phase exports in the second half
+        self.energy_scale = energy_scale     # >1 makes the energy counters move faster
+        self.ask_time, self.ask_network = ask_time, ask_network
+        self.report_cmd = report_cmd         # 0x07, or 0x22 (report that wants a 0x23 ack)
+        self.device_id = device_id
+
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._rng = random.Random(seed)
+        self._nrng = random.Random(None if seed is None else "noise%s" % seed)
+        self.received = []                   # (cmd, payload) of every valid frame in
+        self.counts = dict(frames_in=0, frames_out=0, bad_in=0, unknown_in=0, unknown_dp=0,
+                           reports=0, connections=0, noise_bytes=0)
+        self.connected = threading.Event()
+        self.handshake_done = threading.Event()
+        self.wifi_state = None               # last byte of a 0x03 from the module
+        self.local_time = None               # payload of the module's 0x1C answer
+        self.network_status = None           # payload of the module's 0x2B answer
+
+        # MCU state
+        self._silent = False
+        self._first_hb = True                # next heartbeat answer is 0x00
+        self._reporting = False              # periodic reports run (after a heartbeat answer)
+        self._hb_seen = False                # a heartbeat came on this connection
+        self._next_report = 0.0
+        self._locating = False
+        self._report_interval = 225
+        self._alarms = {dp: list(r) for dp, r in DEFAULT_ALARMS.items()}
+        self._last = {}                      # dpid -> value most recently sent
+        self._pins = {ph: {} for ph in PHASES}
+        r = self._rng
+        self._ph = {ph: dict(v=r.uniform(228, 236), i=r.uniform(0.5, 8.0),
+                             pf=r.uniform(0.85, 0.98)) for ph in PHASES}
+        self._freq = 50.0 + r.uniform(-0.03, 0.03)
+        self._wh_f = {ph: r.uniform(300e3, 600e3) for ph in PHASES}      # Wh
+        self._wh_r = {ph: (r.uniform(50e3, 150e3) if ph == export_phase else 0.0)
+                      for ph in PHASES}
+        self._p_prev = {ph: 0 for ph in PHASES}                          # W, last sample
+        self._t0 = self._t_last = time.monotonic()
+
+        # I/O
+        self._lsock = self._client = self._thread = None
+        self._parser = FrameParser()
+        self._stop = threading.Event()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((self.host, self.port))
+        s.listen(2)
+        self._lsock = s
+        self.port = s.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, name="spm02sim", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5.0)
+            self._thread = None
+        elif self._lsock:
+            self._lsock.close()
+
+    def __enter__(self):
+        return self if self._thread else self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # ------------------------------------------------------------ test controls
+
+    def report_now(self):
+        """Send a full report (fresh measurement) now, whatever the handshake state."""
+        with self._lock:
+            if not self._silent:
+                self._full_report()
+
+    def set_silent(self, silent=True):
+        """A hung MCU: frames are still read and recorded but nothing is answered or sent."""
+        with self._lock:
+            self._silent = bool(silent)
+
+    def reboot(self):
+        """Forget the handshake: next heartbeat answer is 0x00, reports wait for it."""
+        with self._lock:
+            self._first_hb = True
+            self._reporting = False
+            self._hb_seen = False
+            self.handshake_done.clear()
+
+    def set_noise(self, prob):
+        """Probability of random garbage (sometimes with a stray 55 AA) before each frame."""
+        with self._lock:
+            self.noise = float(prob)
+
+    def set_interval(self, seconds):
+        with self._lock:
+            self.interval = float(seconds)
+            self._next_report = time.monotonic() + self.interval
+
+    def set_phase(self, phase, voltage=None, current=None, pf=None):
+        """Pin a phase's voltage (V), current (A) and/or power factor from the next
+        measurement on (call report_now() to send it). A pinned voltage under 10 V with the
+        current not pinned gives 0 A. Negative pf = export."""
+        ph = self._phase(phase)
+        with self._lock:
+            for k, v in (("v", voltage), ("i", current), ("pf", pf)):
+                if v is not None:
+                    self._pins[ph][k] = float(v)
+
+    def release_phase(self, phase=None):
+        """Undo set_phase for one phase (or all): readings drift again."""
+        with self._lock:
+            for ph in (PHASES if phase is None else self._phase(phase)):
+                self._pins[ph].clear()
+
+    def send(self, cmd, data=b""):
+        """Send any frame as the MCU would (e.g. 0x04, 0x0E, 0x22, 0x24, 0x34)."""
+        with self._lock:
+            return self._write(self._frame_bytes(cmd, data))
+
+    def send_raw(self, data):
+        """Send bytes as they are (line noise, broken frames)."""
+        with self._lock:
+            return self._write(bytes(data))
+
+    # ------------------------------------------------------------ inspection
+
+    def mark(self):
+        """Index to pass as `since` to wait for frames received after this point."""
+        with self._lock:
+            return len(self.received)
+
+    def wait_for(self, predicate, timeout=5.0, since=0):
+        """First (cmd, payload) at index >= since with predicate(cmd, payload) true."""
+        deadline = time.monotonic() + timeout
+        idx = since
+        with self._cond:
+            while True:
+                while idx < len(self.received):
+                    cmd, payload = self.received[idx]
+                    idx += 1
+                    if predicate(cmd, payload):
+                        return cmd, payload
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no matching frame from the module")
+                self._cond.wait(left)
+
+    def wait_frame(self, cmd, timeout=5.0, since=None, dp=None):
+        """First frame with this cmd (and, if dp is given, carrying that DP) from index
+        `since` (default: from the first frame ever received)."""
+        def match(c, payload):
+            return c == cmd and (dp is None or any(r[0] == dp for r in parse_dps(payload)))
+        return self.wait_for(match, timeout, 0 if since is None else since)
+
+    def truth_counts(self):
+        """{dpid: last value sent}: int for value/bool/enum/bitmap, bytes for raw, str for
+        string. Includes echoed command DPs (12, 35) once they were sent."""
+        with self._lock:
+            return dict(self._last)
+
+    def truth(self):
+        """The last values sent, as the contract's state keys in contract units."""
+        with self._lock:
+            last = dict(self._last)
+        t = {}
+        for dpid, (key, dec) in SCALED[self.layout].items():
+            if dpid in last:
+                t[key] = _scale(last[dpid], dec)
+        if 19 in last:
+            t["device_id"] = last[19]
+        if 101 in last:
+            t["locating"] = bool(last[101])
+        if 9 in last:
+            t["faults_raw"] = last[9]
+            names = sorted(FAULT_BITS[self.layout].items(), key=lambda kv: kv[1])
+            t["faults"] = [n for n, bit in names if last[9] >> bit & 1]
+        if 17 in last or 18 in last:
+            t["alarms"] = {}
+            for dp in (17, 18):
+                for i, e, th in alarms_records(last.get(dp, b"")):
+                    name = ALARM_NAMES[dp].get(i, "alarm_0x%02x" % i)
+                    t["alarms"][name] = {"enabled": bool(e), "threshold": th}
+        return t
+
+    # ------------------------------------------------------------ measurement
+
+    @staticmethod
+    def _phase(phase):
+        ph = PHASES[phase] if isinstance(phase, int) else str(phase).lower()
+        if ph not in PHASES:
+            raise ValueError("phase must be a, b, c or 0..2")
+        return ph
+
+    def _integrate(self, now):
+        # The power last measured is taken to have held since then.
+        hours = (now - self._t_last) / 3600.0 * self.energy_scale
+        self._t_last = now
+        for ph in PHASES:
+            p = self._p_prev[ph]
+            if p > 0:
+                self._wh_f[ph] += p * hours
+            elif p < 0:
+                self._wh_r[ph] -= p * hours
+
+    def _energy_values(self):
+        v = {}
+        f = {ph: int(self._wh_f[ph] // 10) for ph in PHASES}     # 0.01 kWh = 10 Wh
+        r = {ph: int(self._wh_r[ph] // 10) for ph in PHASES}
+        v[1], v[23] = sum(f.values()), sum(r.values())            # total = sum of phases
+        if self.layout == "cloud":
+            for k, ph in enumerate(PHASES):
+                v[109 + 9 * k], v[110 + 9 * k] = f[ph], r[ph]
+        return v
+
+    def _sample(self):
+        """A fresh measurement: drift, integrate energy, return {dpid: value} of a report."""
+        now = time.monotonic()
+        self._integrate(now)
+        r = self._rng
+        self._freq = min(50.1, max(49.9, self._freq + r.gauss(0, 0.01)))
+        exporting = bool(self.export_period) and \
+            (now - self._t0) % self.export_period >= self.export_period / 2
+        vc, ic, pfc, pc = {}, {}, {}, {}
+        for ph in PHASES:
+            s, pin = self._ph[ph], self._pins[ph]
+            s["v"] = min(240.0, max(225.0, s["v"] + r.gauss(0, 0.3)))
+            s["i"] = min(20.0, max(0.2, s["i"] * math.exp(r.gauss(0, 0.05))))
+            s["pf"] = min(0.99, max(0.80, s["pf"] + r.gauss(0, 0.01)))
+            v = pin.get("v", s["v"])
+            i = pin.get("i", 0.0 if v < 10 else s["i"])
+            pf = pin.get("pf", -s["pf"] if exporting and ph == self.export_phase else s["pf"])
+            vc[ph] = min(65535, max(0, round(v * 10)))
+            ic[ph], pfc[ph] = round(i * 1000), round(pf * 100)
+            # P from the reported (rounded) V, I and pf, so the report is self-consistent.
+            pc[ph] = round(vc[ph] * ic[ph] * pfc[ph] / 1e6)
+            self._p_prev[ph] = pc[ph]
+
+        total_p = sum(pc.values())
+        total_va = sum(vc[ph] * ic[ph] for ph in PHASES) / 1e4
+        avg_i = sum(abs(x) for x in ic.values()) / 3
+        unbalance = round(max(abs(abs(x) - avg_i) for x in ic.values()) / avg_i * 100) \
+            if avg_i else 0
+
+        vals = {9: self._faults(vc, ic, total_p, unbalance),
+                17: alarms_bytes(self._alarms[17]), 18: alarms_bytes(self._alarms[18]),
+                19: self.device_id, 29: total_p, 32: round(self._freq * 100),
+                50: round(total_p / total_va * 100) if total_va else 0,
+                101: int(self._locating)}
+        vals.update(self._energy_values())
+        for k, ph in enumerate(PHASES):
+            vals[6 + k] = (vc[ph].to_bytes(2, "big")
+                           + enc24(ic[ph], self.neg_encoding).to_bytes(3, "big")
+                           + enc24(pc[ph], self.neg_encoding).to_bytes(3, "big"))
+            if self.layout == "v2":
+                vals[102 + 3 * k], vals[103 + 3 * k], vals[104 + 3 * k] = vc[ph], ic[ph], pc[ph]
+            else:
+                vals[103 + 9 * k], vals[104 + 9 * k] = vc[ph], ic[ph]
+                vals[105 + 9 * k], vals[108 + 9 * k] = pc[ph], pfc[ph]
+        if self.layout == "cloud":
+            vals[102], vals[130] = self._report_interval, unbalance
+        return vals
+
+    def _faults(self, vc, ic, total_p, unbalance):
+        al = {}
+        for dp in (17, 18):
+            for i, e, th in self._alarms[dp]:
+                if e:
+                    al[ALARM_NAMES[dp].get(i)] = th
+        active = set()
+        volts = [v / 10 for v in vc.values()]
+        if "overcurrent" in al and any(abs(i) / 1000 > al["overcurrent"] for i in ic.values()):
+            active.add("overcurrent")
+        if "unbalance" in al and unbalance > al["unbalance"]:
+            active.add("unbalance")
+        if "overvoltage" in al and any(v > al["overvoltage"] for v in volts):
+            active.add("overvoltage")
+        if "undervoltage" in al and any(10 <= v < al["undervoltage"] for v in volts):
+            active.add("undervoltage")
+        if "phase_loss" in al and any(v < 10 for v in volts):
+            active.add("phase_loss")
+        if "high_power" in al and abs(total_p) > al["high_power"] * 1000:
+            active.add("high_power")
+        if "reverse_power" in al and total_p < 0:
+            active.add("reverse_power")
+        bits = FAULT_BITS[self.layout]
+        return sum(1 << bits[n] for n in active if n in bits)
+
+    # ------------------------------------------------------------ sending (lock held)
+
+    def _encode(self, dpid, value):
+        t = dp_type(dpid)
+        if t == RAW:
+            b = bytes(value)
+        elif t == STRING:
+            b = str(value).encode()
+        elif t == VALUE:
+            b = (int(value) & 0xFFFFFFFF).to_bytes(4, "big")     # 32-bit two's complement
+        elif t == BITMAP:
+            b = int(value).to_bytes(BITMAP_WIDTH[self.layout], "big")
+        else:                                                    # bool, enum
+            b = bytes([int(value) & 0xFF])
+        return dp_record(dpid, t, b)
+
+    def _frame_bytes(self, cmd, data):
+        out = b""
+        if self.noise and self._nrng.random() < self.noise:
+            junk = bytearray(self._nrng.randbytes(self._nrng.randint(1, 10)))
+            if self._nrng.random() < 0.5:
+                at = self._nrng.randint(0, len(junk))
+                junk[at:at] = b"\x55\xaa"
+            self.counts["noise_bytes"] += len(junk)
+            out = bytes(junk)
+        self.counts["frames_out"] += 1
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("out %s", _describe(cmd, data))
+        return out + frame(cmd, data)
+
+    def _write(self, data):
+        c = self._client
+        if c is None:
+            return False
+        try:
+            c.sendall(data)
+            return True
+        except OSError:
+            try:                        # the loop thread sees EOF and drops the client
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return False
+
+    def _report(self, values):
+        """Send {dpid: value} as report frames, dps_per_frame records each, back to back."""
+        recs = [self._encode(dp, v) for dp, v in values.items()]
+        n = self.dps_per_frame
+        out = b"".join(self._frame_bytes(self.report_cmd, b"".join(recs[i:i + n]))
+                       for i in range(0, len(recs), n))
+        self._last.update(values)       # before writing: a client may look at once
+        self._write(out)
+
+    def _full_report(self):
+        vals = self._sample()
+        self.counts["reports"] += 1
+        self._report({dp: vals[dp] for dp in layout_dps(self.layout)})
+
+    # ------------------------------------------------------------ receiving (lock held)
+
+    def _handle(self, ver, cmd, data):
+        self.counts["frames_in"] += 1
+        self.received.append((cmd, data))
+        self._cond.notify_all()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("in  %s", _describe(cmd, data))
+        if self._silent:
+            return
+        send = self._write_frame
+        if cmd == 0x00:
+            send(0x00, b"\x00" if self._first_hb else b"\x01")
+            if self._first_hb or not self._reporting:
+                self._next_report = time.monotonic() + self.interval
+            self._first_hb, self._reporting, self._hb_seen = False, True, True
+        elif cmd == 0x01:
+            send(0x01, json.dumps({"p": self.product_key, "v": "1.0.0", "m": 0},
+                                  separators=(",", ":")).encode())
+        elif cmd == 0x02:
+            send(0x02)
+        elif cmd == 0x03:
+            self.wifi_state = data[0] if data else None
+            send(0x03)
+        elif cmd == 0x08:
+            self._full_report()
+            if self._hb_seen and not self.handshake_done.is_set():
+                self.handshake_done.set()
+                if self.ask_time:
+                    send(0x1C)
+                if self.ask_network:
+                    send(0x2B)
+        elif cmd == 0x06:
+            for dpid, _t, value in parse_dps(data):
+                self._set_dp(dpid, value)
+        elif cmd == 0x1C:
+            self.local_time = data
+        elif cmd == 0x2B:
+            self.network_status = data
+        elif cmd not in (0x04, 0x0E, 0x23, 0x24, 0x34):      # answers to send(); recorded
+            self.counts["unknown_in"] += 1
+
+    def _write_frame(self, cmd, data=b""):
+        self._write(self._frame_bytes(cmd, data))
+
+    def _set_dp(self, dpid, raw):
+        if dpid not in WRITABLE[self.layout]:
+            if dpid in self._last:                 # read-only DP: report it unchanged
+                self._report({dpid: self._last[dpid]})
+            else:
+                self.counts["unknown_dp"] += 1
+            return
+        num = int.from_bytes(raw, "big", signed=len(raw) == 4) if raw else 0
+        if dpid == 12:
+            echo = {12: num}
+            if num:
+                self._integrate(time.monotonic())
+                for ph in PHASES:
+                    self._wh_f[ph] = self._wh_r[ph] = 0.0
+                echo.update(self._energy_values())
+            self._report(echo)
+        elif dpid == 35:
+            self._report({35: num})
+            if num == 0:
+                self._full_report()
+        elif dpid == 101:
+            self._locating = bool(num)
+            self._report({101: int(self._locating)})
+        elif dpid == 102:                          # cloud report_interval (not our period)
+            self._report_interval = min(3600, max(225, num))
+            self._report({102: self._report_interval})
+        elif dpid in (17, 18):
+            self._alarms[dpid] = alarms_records(raw)
+            self._report({dpid: alarms_bytes(self._alarms[dpid])})
+
+    # ------------------------------------------------------------ I/O thread
+
+    def _run(self):
+        sel = selectors.DefaultSelector()
+        sel.register(self._lsock, selectors.EVENT_READ)
+        try:
+            while not self._stop.is_set():
+                for key, _ in sel.select(0.05):
+                    if key.fileobj is self._lsock:
+                        self._accept(sel)
+                    else:
+                        self._read(sel, key.fileobj)
+                self._tick()
+        finally:
+            with self._lock:
+                if self._client:
+                    self._drop(sel, self._client)
+            sel.close()
+            self._lsock.close()
+
+    def _accept(self, sel):
+        try:
+            conn, addr = self._lsock.accept()
+        except OSError:
+            return
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.settimeout(2.0)                       # bounds a send to a client that won't read
+        with self._lock:
+            if self._client:
+                log.info("new client replaces the old one")
+                self._drop(sel, self._client)
+            self._client = conn
+            self._parser = FrameParser()
+            self._hb_seen = False
+            self.handshake_done.clear()
+            self.counts["connections"] += 1
+            self.connected.set()
+        sel.register(conn, selectors.EVENT_READ)
+        log.info("client connected from %s:%d", *addr[:2])
+
+    def _drop(self, sel, conn):
+        try:
+            sel.unregister(conn)
+        except (KeyError, ValueError):
+            pass
+        conn.close()
+        if conn is self._client:
+            self._client = None
+            self.connected.clear()
+            self.handshake_done.clear()
+
+    def _read(self, sel, conn):
+        try:
+            data = conn.recv(4096)
+        except (OSError, socket.timeout):
+            data = b""
+        with self._lock:
+            if not data:
+                log.info("client disconnected")
+                self._drop(sel, conn)
+                return
+            self._process(self._parser.feed, data)
+
+    def _process(self, parse, *args):
+        before = self._parser.bad
+        frames = parse(*args)
+        self.counts["bad_in"] += self._parser.bad - before
+        for ver, cmd, payload in frames:
+            self._handle(ver, cmd, payload)
+
+    def _tick(self):
+        with self._lock:
+            self._process(self._parser.poll)
+            now = time.monotonic()
+            if self._client and self._reporting and not self._silent \
+                    and now >= self._next_report:
+                self._full_report()
+                self._next_report = now + self.interval
+
+
+def _describe(cmd, data):
+    """One short log line for a frame."""
+    if cmd in (0x06, 0x07, 0x22):
+        return "cmd=%02X " % cmd + " ".join("dp%d=%s" % (d, v.hex()) for d, _t, v in
+                                             parse_dps(data))
+    return "cmd=%02X len=%d %s" % (cmd, len(data), data[:48].hex())
+
+
+# ---------------------------------------------------------------- CLI
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Simulated SPM02 v2 meter MCU (TuyaMCU over TCP)")
+    ap.add_argument("--port", type=int, default=7000)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--layout", choices=("v2", "cloud"), default="v2")
+    ap.add_argument("--interval", type=float, default=15.0, help="seconds between reports")
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--neg-encoding", choices=("twos", "offset"), default="twos")
+    ap.add_argument("--noise", type=float, default=0.0, help="garbage probability per frame")
+    ap.add_argument("--dps-per-frame", type=int, default=1)
+    ap.add_argument("--product-key", default=None)
+    ap.add_argument("--export-phase", choices=("a", "b", "c", "none"), default="c")
+    ap.add_argument("--export-period", type=float, default=120.0)
+    ap.add_argument("--energy-scale", type=float, default=1.0,
+                    help="speed up the energy counters (e.g. 3600: one hour per second)")
+    ap.add_argument("--no-ask-time", action="store_true")
+    ap.add_argument("--ask-network", action="store_true")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log every frame")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
+                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    sim = Simulator(layout=a.layout, port=a.port, host=a.host, interval=a.interval,
+                    seed=a.seed, neg_encoding=a.neg_encoding, dps_per_frame=a.dps_per_frame,
+                    noise=a.noise, product_key=a.product_key,
+                    export_phase=None if a.export_phase == "none" else a.export_phase,
+                    export_period=a.export_period, energy_scale=a.energy_scale,
+                    ask_time=not a.no_ask_time, ask_network=a.ask_network)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    sim.start()
+    log.info("SPM02 simulator (%s layout, key %s) on %s:%d", sim.layout, sim.product_key,
+             a.host, sim.port)
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    sim.stop()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
