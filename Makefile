@@ -50,6 +50,7 @@ run: setup
 
 sim: setup
 	tools/apt-ensure mosquitto mosquitto
+	tools/apt-ensure mosquitto_sub mosquitto-clients
 	$(PY) tools/sim.py
 
 clean:

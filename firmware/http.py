@@ -1,7 +1,6 @@
 # A small HTTP/1.0-style server: one request per connection, everything bounded
 # (connections, request line, headers, body, time), every socket closed on every path.
 import json
-import time
 
 import asyncio
 from micropython import const
@@ -13,8 +12,7 @@ MAX_CONN = const(4)       # the ESP32 has few sockets: keep some for MQTT
 MAX_HEAD = const(2048)    # request line + headers
 MAX_LINE = const(512)     # request line
 MAX_BODY = const(1024)
-HEAD_MS = const(5000)     # the whole head must arrive within this
-BODY_MS = const(5000)
+REQUEST_MS = const(5000)  # the whole request (head and body) must arrive within this
 SEND_MS = const(10000)
 CHUNK = const(512)
 
@@ -38,6 +36,7 @@ class Http:
         self.served = 0
         self.rejected = 0
         self.server = None
+        self._waiting = []  # tasks of connections still reading their request
 
     async def start(self):
         self.server = await asyncio.start_server(self._conn, self.cfg["host"], self.cfg["port"], 8)
@@ -48,23 +47,27 @@ class Http:
 
     async def _conn(self, r, w):
         self.active += 1
+        me = asyncio.current_task()
         try:
-            if self.active > MAX_CONN:
+            if self.active > MAX_CONN and not self._evict():
                 self.rejected += 1
-                await self._send(w, 503, "text/plain", b"busy\n")
+                await self._send(w, 503, "text/plain", "busy\n")
                 return
+            self._waiting.append(me)
             try:
-                method, path, headers, body = await asyncio.wait_for_ms(self._request(r), HEAD_MS + BODY_MS)
-            except HttpError as e:
-                self.rejected += 1
-                await self._send(w, e.status, "text/plain", (e.msg or REASONS.get(e.status, "")) + "\n")
-                return
-            except asyncio.TimeoutError:
-                self.rejected += 1
-                await self._send(w, 408, "text/plain", "request timeout\n")
-                return
+                method, path, headers, body = await asyncio.wait_for_ms(self._request(r), REQUEST_MS)
+            finally:
+                if me in self._waiting:
+                    self._waiting.remove(me)
             await asyncio.wait_for_ms(self._route(w, method, path, headers, body), SEND_MS)
             self.served += 1
+        except HttpError as e:
+            self.rejected += 1
+            await self._reply_error(w, e.status, e.msg)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            # too slow, or pushed out by a newer connection while it sent nothing useful
+            self.rejected += 1
+            await self._reply_error(w, 408, "request timeout")
         except Exception as e:
             log.warn("http: %r", e)
         finally:
@@ -72,17 +75,29 @@ class Http:
             try:
                 w.close()
                 await w.wait_closed()
-            except Exception:
+            except BaseException:
                 pass
+
+    def _evict(self):
+        """At the connection cap: cancel the oldest connection still waiting for its
+        request, so idle clients cannot lock out real ones."""
+        if not self._waiting:
+            return False
+        self._waiting.pop(0).cancel()
+        return True
+
+    async def _reply_error(self, w, status, msg):
+        try:
+            await asyncio.wait_for_ms(
+                self._send(w, status, "text/plain", (msg or REASONS.get(status, "")) + "\n"), 1000)
+        except BaseException:
+            pass
 
     async def _request(self, r):
         """(method, path, {lower-case header: value}, body bytes), all within bounds."""
         head = bytearray()
         end = -1
-        deadline = time.ticks_add(time.ticks_ms(), HEAD_MS)
         while end < 0:
-            if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
-                raise asyncio.TimeoutError
             data = await r.read(CHUNK)
             if not data:
                 raise HttpError(400, "incomplete request")
@@ -145,6 +160,8 @@ class Http:
             return await self._page(w)
         if path == "/api/state":
             return await self._state(w)
+        if path == "/metrics":
+            return await self._metrics(w)
         await self._send(w, 404, "text/plain", "not found\n")
 
     def _authorized(self, headers):
@@ -177,6 +194,18 @@ class Http:
         for part in self.app.state_parts():
             w.write(part)
             await w.drain()
+
+    async def _metrics(self, w):
+        import metrics
+        self._head(w, 200, "text/plain; version=0.0.4; charset=utf-8")
+        app = self.app
+        n = 0
+        for line in metrics.lines(app.mcu.meter, app.mcu_status(), app.mqtt.connected):
+            w.write(line)
+            n += 1
+            if n % 16 == 0:
+                await w.drain()
+        await w.drain()
 
     async def _page(self, w):
         self._head(w, 200, "text/html; charset=utf-8")

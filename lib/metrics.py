@@ -1,0 +1,89 @@
+# /metrics in the Prometheus text format, derived from the DP table through the
+# meter's readings: base units (volts, amperes, watts, joules, hertz, ratios), one
+# family per reading, per-phase readings with a phase label.
+import dptable as T
+import spm02
+
+PREFIX = "spm02_"
+
+
+def _family(key, unit):
+    """(family name, phase or None, type, count -> (count, decimals) converter)."""
+    phase = None
+    name = key
+    if len(key) > 2 and key[-2] == "_" and key[-1] in "abc":
+        phase = key[-1]
+        name = "phase_" + key[:-2]
+    suffix = T.UNITS[unit][2]
+    typ = "gauge"
+    if unit == "kWh":
+        typ = "counter"
+    if suffix == "percent":
+        suffix = "ratio"
+    fam = PREFIX + name + "_" + suffix
+    if typ == "counter":
+        fam += "_total"
+    return fam, phase, typ
+
+
+def _value(count, dec, unit):
+    """Exact text of a reading in its base unit."""
+    if unit == "kWh":
+        return str(count * 3600000 // 10 ** dec)  # kWh -> J, exact: 0.01 kWh = 36000 J
+    if unit == "%":
+        return spm02.fmt(count, dec + 2)
+    return spm02.fmt(count, dec)
+
+
+def lines(meter, mcu_status=None, mqtt_connected=None):
+    """The exposition text, line by line."""
+    fams = {}
+    order = []
+    vals = {}
+    for key, v, dec, _ in meter.readings():
+        vals[key] = v
+        if dec is None or key == "faults_raw":
+            continue
+        unit = T.unit_of(key, meter.layout)
+        if unit is None or unit not in T.UNITS:
+            continue
+        fam, phase, typ = _family(key, unit)
+        if fam not in fams:
+            fams[fam] = (typ, key if phase is None else key[:-2], [])
+            order.append(fam)
+        fams[fam][2].append((phase, _value(v, dec, unit)))
+    for fam in order:
+        typ, what, samples = fams[fam]
+        yield "# HELP %s SPM02 %s\n" % (fam, what.replace("_", " "))
+        yield "# TYPE %s %s\n" % (fam, typ)
+        for phase, text in samples:
+            if phase:
+                yield '%s{phase="%s"} %s\n' % (fam, phase, text)
+            else:
+                yield "%s %s\n" % (fam, text)
+    if "faults_raw" in vals:
+        yield "# HELP spm02_faults_bitmap SPM02 fault bitmap (DP 9) as sent\n# TYPE spm02_faults_bitmap gauge\n"
+        yield "spm02_faults_bitmap %d\n" % vals["faults_raw"]
+        yield "# HELP spm02_fault_active SPM02 faults now active\n# TYPE spm02_fault_active gauge\n"
+        for name in vals.get("faults", ()):
+            yield 'spm02_fault_active{fault="%s"} 1\n' % name
+    yield "# HELP spm02_plausibility_warnings Readings that contradict physics (wrong layout?)\n"
+    yield "# TYPE spm02_plausibility_warnings gauge\nspm02_plausibility_warnings %d\n" % len(meter.warnings())
+    if mcu_status is not None:
+        st = mcu_status
+        yield "# HELP spm02_mcu_online 1 while the meter's MCU answers heartbeats\n# TYPE spm02_mcu_online gauge\n"
+        yield "spm02_mcu_online %d\n" % (1 if st["online"] else 0)
+        yield "# HELP spm02_frames_received_total TuyaMCU frames received\n"
+        yield "# TYPE spm02_frames_received_total counter\nspm02_frames_received_total %d\n" % st["frames_rx"]
+        yield "# HELP spm02_frames_sent_total TuyaMCU frames sent\n"
+        yield "# TYPE spm02_frames_sent_total counter\nspm02_frames_sent_total %d\n" % st["frames_tx"]
+        yield "# HELP spm02_link_errors_total TuyaMCU link errors by kind\n# TYPE spm02_link_errors_total counter\n"
+        errs = st["errors"]
+        for k in sorted(errs):
+            yield 'spm02_link_errors_total{kind="%s"} %d\n' % (k, errs[k])
+        if st["last_report_s"] is not None:
+            yield "# HELP spm02_last_report_age_seconds Time since the meter last reported\n"
+            yield "# TYPE spm02_last_report_age_seconds gauge\nspm02_last_report_age_seconds %d\n" % st["last_report_s"]
+    if mqtt_connected is not None:
+        yield "# HELP spm02_mqtt_connected 1 while connected to the MQTT broker\n# TYPE spm02_mqtt_connected gauge\n"
+        yield "spm02_mqtt_connected %d\n" % (1 if mqtt_connected else 0)
