@@ -9,10 +9,15 @@ MPPATH := .frozen:$(CURDIR)/lib:$(CURDIR)/.deps
 STAMP := $(VENV)/.installed
 UMQTT := .deps/umqtt/simple.py
 HEAPSIZE ?=
+CONFIG_GIVEN := $(filter command line environment,$(origin CONFIG))
 CONFIG ?= host_tests/host-config.json
 JSON ?=
 
-.PHONY: setup test test-mp test-py decode run sim clean help
+PORT ?=
+FIRMWARE ?=
+DRY ?=
+
+.PHONY: setup test test-mp test-py decode build run sim deploy flash console clean help
 
 help:
 	@echo "make setup      venv with the pinned tools, umqtt.simple for the host run"
@@ -20,6 +25,10 @@ help:
 	@echo "make decode [JSON=1] < log   decode TuyaMCU frames found in any text"
 	@echo "make run CONFIG=<file> [HEAPSIZE=<n>]   the firmware in the unix port"
 	@echo "make sim        firmware + simulated meter + Mosquitto, prints the page URL"
+	@echo "make build      compile lib/ and firmware/ to .mpy in build/, with a size report"
+	@echo "make deploy PORT=<port> [CONFIG=<file>] [DRY=1]   copy build/ to the board"
+	@echo "make flash PORT=<port> FIRMWARE=<image.bin> [DRY=1]   write MicroPython with esptool"
+	@echo "make console PORT=<port>   the board's REPL"
 
 setup: $(STAMP) $(UMQTT)
 
@@ -45,8 +54,22 @@ test: test-mp test-py
 decode: setup
 	@$(PY) tools/decode.py $(if $(JSON),--json)
 
-run: setup
-	MICROPYPATH=$(MPPATH) $(MP) $(if $(HEAPSIZE),-X heapsize=$(HEAPSIZE)) main.py $(CONFIG)
+build: setup
+	$(PY) tools/build.py
+
+# The firmware runs from the build tree: what is tested is what is flashed.
+run: build
+	cd build && MICROPYPATH=.frozen:$(CURDIR)/build/lib:$(CURDIR)/.deps \
+		exec $(CURDIR)/$(MP) $(if $(HEAPSIZE),-X heapsize=$(HEAPSIZE)) main.py $(abspath $(CONFIG))
+
+deploy: build
+	$(PY) tools/deploy.py deploy --port "$(PORT)" $(if $(CONFIG_GIVEN),--config "$(CONFIG)") $(if $(DRY),--dry-run)
+
+flash: setup
+	$(PY) tools/deploy.py flash --port "$(PORT)" --firmware "$(FIRMWARE)" $(if $(DRY),--dry-run)
+
+console: setup
+	$(PY) tools/deploy.py console --port "$(PORT)" $(if $(DRY),--dry-run)
 
 sim: setup
 	tools/apt-ensure mosquitto mosquitto
