@@ -40,10 +40,12 @@ $(STAMP): requirements-dev.txt
 $(UMQTT): | $(STAMP)
 	$(PY) tools/fetch_umqtt.py .deps
 
-# The portable tests (marked PORTABLE = True) run in the MicroPython unix port too.
+# The portable tests (marked PORTABLE = True) run in the MicroPython unix port too;
+# mp_test_*.py (the ESP32 parts, with fakes of machine and network) run only there.
 test-mp: setup
-	MICROPYPATH=$(MPPATH):$(CURDIR)/host_tests $(MP) host_tests/mp_runner.py \
-		$$(grep -l '^PORTABLE = True' host_tests/test_*.py)
+	MICROPYPATH=$(MPPATH):$(CURDIR)/host_tests/fakes:$(CURDIR)/host_tests:$(CURDIR) $(MP) \
+		host_tests/mp_runner.py $$(grep -l '^PORTABLE = True' host_tests/test_*.py) \
+		$$(ls host_tests/mp_test_*.py 2>/dev/null)
 
 test-py: setup
 	tools/apt-ensure mosquitto mosquitto

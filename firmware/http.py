@@ -68,6 +68,8 @@ class Http:
             # too slow, or pushed out by a newer connection while it sent nothing useful
             self.rejected += 1
             await self._reply_error(w, 408, "request timeout")
+        except OSError as e:
+            log.log("D", "http: client went away: %r", e)  # reset or broken pipe: its loss
         except Exception as e:
             log.warn("http: %r", e)
         finally:

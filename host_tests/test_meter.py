@@ -221,6 +221,10 @@ def test_every_dp_listed_mapped_or_not():
     assert d200["key"] is None and d200["value"] == 42 and d200["hex"] == "0000002a" and d200["age_s"] == 5
     assert lst[1]["key"] == "voltage_a" and lst[1]["scaled"] == (2314, 1) and lst[1]["unit"] == "V"
     assert lst[0]["type"] == "raw" and lst[0]["value"] == "0101003c"
+    assert "scaled" not in d200 and "unit" not in d200
+    feed(m, [(29, T_VALUE, -40)])
+    p = [d for d in m.dp_list(0) if d["id"] == 29][0]
+    assert p["scaled"] == (-40, 0) and p["unit"] == "W"
 
 
 def test_dps_json_exact():

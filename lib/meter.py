@@ -329,7 +329,7 @@ class Meter:
             e = {"id": dpid, "type": TYPE_NAMES[d.type] if d.type < 6 else str(d.type),
                  "hex": d.hex(), "value": v, "key": r[2] if r else None,
                  "age_s": ticks_diff(now, d.t) // 1000}
-            if r and r[4] and isinstance(v, int) and d.type == T_VALUE:
+            if r and isinstance(v, int) and d.type == T_VALUE:
                 e["scaled"] = (v, r[4])
                 e["unit"] = r[5]
             out.append(e)

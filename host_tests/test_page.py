@@ -1,0 +1,277 @@
+"""The status page in a real browser (Debian's headless chromium + chromedriver via
+selenium), served by the firmware in the MicroPython unix port against the simulated
+meter, all on 127.0.0.1."""
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from harness import ARTIFACTS, Firmware, wait_until
+from spm02sim import Simulator, parse_dps
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+PAGE_LIMIT = 8000
+READINGS = [k + "_" + p for k in ("voltage", "current", "power") for p in "abc"] + \
+    ["energy_forward", "energy_reverse", "power", "frequency", "power_factor"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        pytest.skip("chromium and chromium-driver are not installed")
+    profile = tempfile.mkdtemp(prefix="chrome-")
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--disable-quic", "--no-first-run", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--window-size=1100,900",
+              "--user-data-dir=" + profile):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    try:
+        driver.implicitly_wait(0)
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class Rig:
+    def __init__(self, sim_layout="v2", **fwargs):
+        self.sim = Simulator(layout=sim_layout, port=0, interval=3600).start()
+        self.fw = None
+        try:
+            self.fw = Firmware(self.sim.port, None, **fwargs).start()
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self):
+        for x in (self.fw, self.sim):
+            if x is not None:
+                try:
+                    x.stop()
+                except Exception:
+                    pass
+
+
+@pytest.fixture
+def rig(request):
+    r = Rig(*getattr(request, "param", ("v2",)))
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def text(driver, id_):
+    els = driver.find_elements(By.ID, id_)  # "" while the page has not drawn it yet
+    return els[0].text.strip() if els else ""
+
+
+def number(driver, id_):
+    try:
+        return float(text(driver, id_))
+    except ValueError:
+        return None
+
+
+def open_page(driver, fw):
+    driver.get(fw.url("/"))
+    wait_until(lambda: number(driver, "v-voltage_a") is not None, 15, 0.1, "readings on the page")
+
+
+def wait_text(driver, id_, pred, what, timeout=8):
+    try:
+        return wait_until(lambda: pred(text(driver, id_)), timeout, 0.1, what)
+    except TimeoutError:
+        raise AssertionError("%s: #%s shows %r" % (what, id_, text(driver, id_)))
+
+
+def screenshot(driver, name, width=1100):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    h = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, h + 140)  # the whole page in one picture
+    driver.save_screenshot(os.path.join(ARTIFACTS, name))
+    driver.set_window_size(1100, 900)
+
+
+def click(driver, id_):
+    driver.find_element(By.ID, id_).click()
+
+
+def command(driver, sim, button, cmd, dp=None, status=None):
+    """Click a button; the simulator receives the frame; the status shows success."""
+    mark = sim.mark()
+    click(driver, button)
+    got = sim.wait_frame(cmd, timeout=5, since=mark, dp=dp)
+    wait_text(driver, status or "s-" + button[2:], lambda t: t.startswith("✓"), button + " done")
+    return got
+
+
+def test_page_is_small_and_self_contained(rig):
+    status, body = rig.fw.request("GET", "/")
+    assert status == 200
+    assert len(body) <= PAGE_LIMIT, len(body)
+    low = body.lower()
+    assert b"http://" not in low and b"https://" not in low
+    assert b"//" + b"cdn" not in low and b"@import" not in low
+
+
+def test_readings_equal_the_simulator(browser, rig):
+    sim, fw = rig.sim, rig.fw
+    open_page(browser, fw)
+    truth = sim.truth()
+    wait_until(lambda: all(number(browser, "v-" + k) == truth[k] for k in READINGS), 10, 0.1,
+               "the page to show the simulator's values")
+    for k in READINGS:
+        assert number(browser, "v-" + k) == truth[k], k
+    # derived values are marked, measured ones are not
+    assert "d" in browser.find_element(By.ID, "v-power_factor_a").get_attribute("class").split()
+    assert "d" not in browser.find_element(By.ID, "v-voltage_a").get_attribute("class").split()
+    assert browser.find_element(By.ID, "leg").is_displayed()
+    assert not browser.find_element(By.ID, "warnings").is_displayed()
+    assert text(browser, "mcu-online") == "yes"
+    assert text(browser, "layout").startswith("v2")
+    assert text(browser, "faults") == "none"
+    assert "overvoltage" in text(browser, "alarms")
+    # every DP the meter sent has a row
+    rows = browser.find_elements(By.CSS_SELECTOR, "#dps tr")
+    shown = {int(r.find_elements(By.TAG_NAME, "td")[0].text) for r in rows[1:]}
+    assert set(sim.truth_counts()) <= shown
+    assert not browser.find_element(By.ID, "rib").is_displayed()  # no report interval in v2
+    screenshot(browser, "page.png")
+    screenshot(browser, "page-phone.png", 400)
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                            {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    try:
+        screenshot(browser, "page-dark.png")
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+def test_buttons_reach_the_meter(browser, rig):
+    sim, fw = rig.sim, rig.fw
+    open_page(browser, fw)
+    assert number(browser, "v-energy_forward") > 0
+
+    mark = sim.mark()
+    click(browser, "b-clear_energy")
+    alert = wait_until(lambda: _alert(browser), 5, 0.05, "confirm dialog")
+    alert.accept()
+    _, payload = sim.wait_frame(0x06, timeout=5, since=mark, dp=12)
+    assert parse_dps(payload)[0][2] == b"\x01"
+    wait_text(browser, "s-clear_energy", lambda t: t.startswith("✓"), "clear done")
+    wait_text(browser, "v-energy_forward", lambda t: t == "0", "energy cleared on the page")
+
+    # dismissing the dialog sends nothing
+    mark = sim.mark()
+    click(browser, "b-clear_energy")
+    wait_until(lambda: _alert(browser), 5, 0.05, "confirm dialog").dismiss()
+
+    _, payload = command(browser, sim, "b-refresh", 0x06, dp=35)
+    assert parse_dps(payload)[0][2] == b"\x00"
+    command(browser, sim, "b-query_state", 0x08)
+    assert [p for c, p in sim.received[mark:] if c == 0x06 and parse_dps(p)[0][0] == 12] == []
+
+    assert text(browser, "b-locate").endswith("off")
+    _, payload = command(browser, sim, "b-locate", 0x06, dp=101)
+    assert parse_dps(payload)[0][2] == b"\x01"
+    wait_text(browser, "b-locate", lambda t: t.endswith("on"), "locate on")
+    _, payload = command(browser, sim, "b-locate", 0x06, dp=101)
+    assert parse_dps(payload)[0][2] == b"\x00"
+
+    # an alarm through the form
+    Select(browser.find_element(By.ID, "al-name")).select_by_visible_text("overvoltage")
+    th = browser.find_element(By.ID, "al-th")
+    assert th.get_attribute("value") == "260" and th.is_enabled()
+    th.clear()
+    th.send_keys("250")
+    command(browser, sim, "b-alarm", 0x06, dp=17)
+    wait_text(browser, "at-overvoltage", lambda t: t.split()[0] == "250", "new threshold shown")
+    assert fw.state()["values"]["alarms"]["overvoltage"] == {"enabled": True, "threshold": 250}
+    # an alarm without a threshold: the field is off and the body has none
+    Select(browser.find_element(By.ID, "al-name")).select_by_visible_text("phase_loss")
+    assert not browser.find_element(By.ID, "al-th").is_enabled()
+    browser.find_element(By.ID, "al-en").click()
+    command(browser, sim, "b-alarm", 0x06, dp=18)
+    wait_text(browser, "ae-phase_loss", lambda t: t == "off", "phase_loss disabled")
+    # a bad value: the server's error is shown, nothing is sent
+    Select(browser.find_element(By.ID, "al-name")).select_by_visible_text("overvoltage")
+    th.clear()
+    th.send_keys("0")
+    mark = sim.mark()
+    click(browser, "b-alarm")
+    wait_text(browser, "s-alarm", lambda t: "threshold of overvoltage" in t, "error shown")
+    assert "err" in browser.find_element(By.ID, "s-alarm").get_attribute("class")
+    assert [c for c, _ in sim.received[mark:] if c == 0x06] == []
+
+
+def _alert(driver):
+    try:
+        a = driver.switch_to.alert
+        a.text
+        return a
+    except Exception:
+        return None
+
+
+def test_wrong_layout_shows_warnings(browser):
+    r = Rig("cloud", layout="v2")
+    try:
+        open_page(browser, r.fw)
+        wait_until(lambda: browser.find_element(By.ID, "warnings").is_displayed(), 10, 0.1, "warnings")
+        w = text(browser, "warnings")
+        assert "DP" in w and "not trust" in w
+        assert text(browser, "layout").startswith("v2")
+        # an unmapped value DP shows its value at the usual scales, exactly
+        counts = r.sim.truth_counts()
+        row = browser.find_element(By.ID, "dp-112")
+        cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+        n = counts[112]
+        assert "unmapped" in cells and str(n) in cells
+        assert cells[-3:] == ["%d.%d" % divmod(n, 10), "%d.%02d" % divmod(n, 100), "%d.%03d" % divmod(n, 1000)]
+        screenshot(browser, "page-warnings.png")
+        # the firmware goes away: the page says so and keeps trying
+        r.fw.stop()
+        wait_until(lambda: "lost" in text(browser, "conn").lower(), 10, 0.1, "connection lost note")
+    finally:
+        r.stop()
+
+
+def test_cloud_layout_report_interval_with_password(browser):
+    r = Rig("cloud", http={"password": "sekret"})
+    try:
+        sim = r.sim
+        open_page(browser, r.fw)
+        assert text(browser, "layout").startswith("cloud")
+        assert number(browser, "v-energy_forward_a") == sim.truth()["energy_forward_a"]
+        wait_until(lambda: browser.find_element(By.ID, "rib").is_displayed(), 5, 0.1, "interval input")
+        ri = browser.find_element(By.ID, "ri")
+        assert ri.get_attribute("value") == "225"
+        ri.clear()
+        ri.send_keys("900")
+        assert not browser.find_element(By.ID, "pwb").is_displayed()
+        mark = sim.mark()
+        click(browser, "b-report_interval")
+        wait_text(browser, "s-report_interval", lambda t: "password" in t, "password asked")
+        assert browser.find_element(By.ID, "pwb").is_displayed()
+        assert [c for c, _ in sim.received[mark:] if c == 0x06] == []
+        browser.find_element(By.ID, "pw").send_keys("sekret\n")  # Enter retries the command
+        _, payload = sim.wait_frame(0x06, timeout=5, since=mark, dp=102)
+        assert parse_dps(payload)[0][2] == (900).to_bytes(4, "big")
+        wait_text(browser, "s-report_interval", lambda t: t.startswith("✓"), "interval set")
+        wait_text(browser, "v-report_interval", lambda t: t == "900", "interval shown")
+        # later commands carry the password without asking again
+        command(browser, sim, "b-refresh", 0x06, dp=35)
+        screenshot(browser, "page-cloud.png")
+    finally:
+        r.stop()
