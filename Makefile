@@ -49,6 +49,7 @@ test-mp: setup
 
 test-py: setup
 	tools/apt-ensure mosquitto mosquitto
+	tools/apt-ensure chromedriver chromium chromium-driver
 	$(PY) -m pytest -q host_tests
 
 test: test-mp test-py
