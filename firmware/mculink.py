@@ -23,7 +23,6 @@ class McuLink:
         self.connected = False
         self.last_rx = 0
         self._buf = bytearray(RX_BUF)
-        self._mv = memoryview(self._buf)
 
     async def run(self, ucfg):
         delay = 1
@@ -73,7 +72,7 @@ class McuLink:
                 raise OSError("uart closed")
             now = board.ticks()
             self.last_rx = now
-            ev = self.mcu.feed(now, self._mv[:n] if n < RX_BUF else buf)
+            ev = self.mcu.feed(now, buf, n)
             if ev:
                 self._events(ev, now)
 

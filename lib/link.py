@@ -99,8 +99,10 @@ class Link:
         self.last_rx = now
         ev = 0
         inf = self._inflight
-        if inf is not None and (inf[0] == cmd or (cmd == tuya.REPORT and inf[0] in (tuya.SET_DP, tuya.QUERY))):
-            self._inflight = None
+        if inf is not None:
+            c = inf[0]
+            if c == cmd or (cmd == tuya.REPORT and (c == tuya.SET_DP or c == tuya.QUERY)):
+                self._inflight = None
         if cmd == tuya.HEARTBEAT:
             self._misses = 0
             first = n > 0 and buf[start] == 0
@@ -149,8 +151,10 @@ class Link:
         try:
             import json
             info = json.loads(self.product_info)
-            self.product_key = info.get("p")
-            self.mcu_version = info.get("v")
+            p = info.get("p")
+            v = info.get("v")
+            self.product_key = p if isinstance(p, str) else None
+            self.mcu_version = v if isinstance(v, str) else None
         except Exception:
             # Some MCUs send a bare product key rather than JSON
             p = self.product_info

@@ -20,11 +20,11 @@ class Mcu:
         self.meter = Meter(layout)
         self.last_report = None
 
-    def feed(self, now, data):
-        """Take bytes from the UART. Returns the bit set of events they caused."""
+    def feed(self, now, data, n=-1):
+        """Take data[:n] from the UART. Returns the bit set of events they caused."""
         dec = self.dec
         link = self.link
-        dec.feed(data)
+        dec.feed(data, n)
         ev = 0
         while dec.next():
             e = link.receive(now, dec.cmd, dec.buf, 6, dec.plen)

@@ -49,14 +49,13 @@ class Meter:
         self.seq = 0  # bumped on every change of a DP or of the layout
         self.setting = layout if layout in ("auto", "v2", "cloud") else "auto"
         self.layout = T.V2
-        self.layout_reason = "default: no evidence yet"
+        self._why = WHY_DEFAULT << 16
         self.product_key = None
         self.neg_encoding = None  # seen in a raw phase DP: "offset" or "twos"
         self.bad_records = 0
-        self._decided = False
         if self.setting != "auto":
             self.layout = T.layout_code(self.setting)
-            self.layout_reason = "forced by config"
+            self._why = WHY_FORCED << 16
 
     # --- input ---------------------------------------------------------------
 
@@ -95,7 +94,7 @@ class Meter:
             raw[j] = buf[start + j]
         self.seq += 1
         d.seq = self.seq
-        if dpid in RAW_PHASE:
+        if dpid in RAW_PHASE and n == 8:
             e = spm02.phase_encoding(raw)
             if e:
                 self.neg_encoding = e
@@ -113,45 +112,61 @@ class Meter:
             return None
         return d.value()
 
-    def evidence(self):
-        """(layout, reason) from the DPs themselves, or None."""
-        high = [d for d in self.dps if 111 <= d <= 130]
-        if high:
-            return T.CLOUD, "DP %d seen: only the cloud layout has DPs above 110" % min(high)
+    def _evidence(self):
+        """Why the DPs themselves point to a layout, as WHY_* << 16 | DP id, or 0.
+        Runs on every changed report, so it allocates nothing."""
+        dps = self.dps
+        for d in range(111, 131):
+            if d in dps:
+                return WHY_HIGH << 16 | d
         for k in range(3):
-            raw = self.dps.get(RAW_PHASE[k])
+            raw = dps.get(6 + k)
             if raw is None or raw.n != 8:
                 continue
-            v, i, p = spm02.phase(raw.raw)
+            r = raw.raw
+            v = r[0] << 8 | r[1]
+            i = spm02.s24(r[2] << 16 | r[3] << 8 | r[4])
+            p = spm02.s24(r[5] << 16 | r[6] << 8 | r[7])
             base = 102 + 3 * k  # v2: voltage, current, power of phase k
-            got = (self._count(base), self._count(base + 1), self._count(base + 2))
-            if None not in got and _near(got[0], v) and _near(got[1], i) and _near(got[2], p):
-                return T.V2, ("DP %d, %d, %d equal the voltage, current and power inside raw DP %d"
-                              % (base, base + 1, base + 2, RAW_PHASE[k]))
-            cb = 103 + 9 * k  # cloud: voltage, current, power of phase k
-            got = (self._count(cb), self._count(cb + 1), self._count(cb + 2))
-            if None not in got and _near(got[0], v) and _near(got[1], i) and _near(got[2], p):
-                return T.CLOUD, ("DP %d, %d, %d equal the voltage, current and power inside raw DP %d"
-                                 % (cb, cb + 1, cb + 2, RAW_PHASE[k]))
-        return None
+            if self._matches(base, base + 1, base + 2, v, i, p):
+                return WHY_V2 << 16 | base
+            base = 103 + 9 * k  # cloud: voltage, current, power of phase k
+            if self._matches(base, base + 1, base + 2, v, i, p):
+                return WHY_CLOUD << 16 | base
+        return 0
+
+    def _matches(self, dv, di, dp, v, i, p):
+        a = self._count(dv)
+        b = self._count(di)
+        c = self._count(dp)
+        return a is not None and b is not None and c is not None and _near(a, v) and _near(b, i) and _near(c, p)
+
+    def evidence(self):
+        """(layout, reason) from the DPs themselves, or None."""
+        why = self._evidence()
+        return (_WHY_LAYOUT[why >> 16], _reason(why, None)) if why else None
+
+    @property
+    def layout_reason(self):
+        return _reason(self._why, self.product_key)
 
     def _detect(self):
         if self.setting != "auto":
             return
-        ev = self.evidence()
-        if ev is None:
-            if self._decided:
-                return
-            hint = T.PRODUCT_HINTS.get(self.product_key)
-            if hint is None and self.product_key and "g5n4t0" in self.product_key:
+        why = self._evidence()
+        if not why:
+            if self._why >> 16 in (WHY_HIGH, WHY_V2, WHY_CLOUD):
+                return  # the DPs decided before: a report without the deciding DPs changes nothing
+            pk = self.product_key
+            hint = T.PRODUCT_HINTS.get(pk) if isinstance(pk, str) else None
+            if hint is None and isinstance(pk, str) and "g5n4t0" in pk:
                 hint = T.CLOUD
             if hint is None:
                 return
-            ev = (hint, "product key %s (a hint until the DPs confirm it)" % self.product_key)
-        else:
-            self._decided = True
-        if ev != (self.layout, self.layout_reason):
-            self.layout, self.layout_reason = ev
+            why = (WHY_HINT_V2 if hint == T.V2 else WHY_HINT_CLOUD) << 16
+        if why != self._why:
+            self._why = why
+            self.layout = _WHY_LAYOUT[why >> 16]
             self.seq += 1
 
     def layout_name(self):
@@ -202,6 +217,8 @@ class Meter:
             v = d.value()
             if flags & T.F_FAULTS:
                 bits = v if isinstance(v, int) else 0
+                if bits < 0:  # sent as a signed value: the bitmap is its 32 bits
+                    bits &= 0xFFFFFFFF
                 out.append(("faults", spm02.fault_names(bits, lay), None, (dpid,)))
                 out.append(("faults_raw", bits, 0, (dpid,)))
                 continue
@@ -345,6 +362,32 @@ class Meter:
                 t = t[:-1] + ', "scaled": ' + spm02.fmt(sc[0], sc[1]) + "}"
             parts.append(t)
         return "[" + ", ".join(parts) + "]"
+
+# Why a layout was chosen: kind << 16 | the DP that decided it
+WHY_DEFAULT = const(0)
+WHY_FORCED = const(1)
+WHY_HINT_V2 = const(2)
+WHY_HINT_CLOUD = const(3)
+WHY_HIGH = const(4)
+WHY_V2 = const(5)
+WHY_CLOUD = const(6)
+_WHY_LAYOUT = (T.V2, None, T.V2, T.CLOUD, T.CLOUD, T.V2, T.CLOUD)
+
+
+def _reason(why, product_key):
+    kind = why >> 16
+    d = why & 0xFFFF
+    if kind == WHY_HIGH:
+        return "DP %d seen: only the cloud layout has DPs above 110" % d
+    if kind == WHY_V2 or kind == WHY_CLOUD:
+        return ("DP %d, %d, %d equal the voltage, current and power inside raw DP %d"
+                % (d, d + 1, d + 2, 6 + (d - 102) // 3 if kind == WHY_V2 else 6 + (d - 103) // 9))
+    if kind == WHY_HINT_V2 or kind == WHY_HINT_CLOUD:
+        return "product key %s (a hint until the DPs confirm it)" % product_key
+    if kind == WHY_FORCED:
+        return "forced by config"
+    return "default: no evidence yet"
+
 
 def _near(a, b):
     return abs(a - b) <= max(2, abs(b) // 50)

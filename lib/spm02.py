@@ -51,6 +51,8 @@ def phase_encoding(raw):
 
 
 def fault_names(bits, layout):
+    if bits < 0:  # a bitmap sent as a signed value: read it as 32 unsigned bits
+        bits &= 0xFFFFFFFF
     names = FAULTS.get(layout, {})
     out = []
     b = 0

@@ -160,6 +160,7 @@ class Decoder:
         self._re = 0
         self._in = b""
         self._ip = 0
+        self._end = 0
         self.ver = 0
         self.cmd = 0
         self.plen = 0
@@ -171,9 +172,11 @@ class Decoder:
         self.too_long = 0
         self.truncated = 0
 
-    def feed(self, data):
+    def feed(self, data, n=-1):
+        """Take data[:n] (all of it when n < 0) as the next input; no copy is made."""
         self._in = data
         self._ip = 0
+        self._end = len(data) if n < 0 else n
 
     def pending(self):
         """True while a partial frame waits for more bytes."""
@@ -213,7 +216,7 @@ class Decoder:
             if self._rp < self._re:
                 b = buf[self._rp]
                 self._rp += 1
-            elif self._ip < len(self._in):
+            elif self._ip < self._end:
                 b = self._in[self._ip]
                 self._ip += 1
             else:
