@@ -7,7 +7,8 @@ import time
 import asyncio
 
 from mcu import Mcu
-from firmware import board, config, log
+from firmware import board, log
+from firmware.borrow import borrow
 from firmware.mculink import McuLink
 from firmware.mqtt import Mqtt
 from firmware.http import Http
@@ -49,19 +50,22 @@ class App:
         now = time.ticks_ms()
         m = self.mcu.meter
         yield '{"values":'
-        yield m.state_json()
+        for part in m.state_parts():
+            yield part
         yield ',"derived":'
         yield json.dumps(m.derived_keys())
         yield ',"dps":'
-        yield m.dps_json(now)
+        for part in m.dps_parts(now):
+            yield part
         yield ',"mcu":'
         yield json.dumps(self.mcu_status())
         yield ',"mqtt":'
         yield json.dumps(self.mqtt.status())
         yield ',"device":'
+        gc.collect()  # so mem_free says what is really free (and leaks show)
         yield json.dumps({"name": self.cfg["name"], "version": VERSION,
                           "uptime_s": time.ticks_diff(now, self.started) // 1000,
-                          "mem_free": gc.mem_free(), "config_warnings": self.config_warnings,
+                          "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": self.config_warnings,
                           "http": self.http.status(), "log": log.recent})
         yield "}"
 
@@ -77,6 +81,7 @@ class App:
 
 
 def main(config_path="config.json", page_path="firmware/page.html"):
-    cfg, warnings = config.load(config_path)
+    with borrow("firmware.config") as config:
+        cfg, warnings = config.load(config_path)
     log.info("spm02 firmware %s starting as %s", VERSION, cfg["name"])
     asyncio.run(App(cfg, warnings, page_path).run())

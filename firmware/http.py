@@ -5,8 +5,8 @@ import json
 import asyncio
 from micropython import const
 
-import commands
 from firmware import log
+from firmware.borrow import borrow
 
 MAX_CONN = const(4)       # the ESP32 has few sockets: keep some for MQTT
 MAX_HEAD = const(2048)    # request line + headers
@@ -182,7 +182,8 @@ class Http:
 
     async def _command(self, w, name, body):
         try:
-            msg = commands.run(self.app.mcu, name, body)
+            with borrow("commands") as commands:
+                msg = commands.run(self.app.mcu, name, body)
         except KeyError:
             return await self._send(w, 404, "application/json",
                                     json.dumps({"ok": False, "error": "unknown command %s" % name}))
@@ -198,15 +199,15 @@ class Http:
             await w.drain()
 
     async def _metrics(self, w):
-        import metrics
         self._head(w, 200, "text/plain; version=0.0.4; charset=utf-8")
         app = self.app
         n = 0
-        for line in metrics.lines(app.mcu.meter, app.mcu_status(), app.mqtt.connected):
-            w.write(line)
-            n += 1
-            if n % 16 == 0:
-                await w.drain()
+        with borrow("metrics") as metrics:
+            for line in metrics.lines(app.mcu.meter, app.mcu_status(), app.mqtt.connected):
+                w.write(line)
+                n += 1
+                if n % 16 == 0:
+                    await w.drain()
         await w.drain()
 
     async def _page(self, w):

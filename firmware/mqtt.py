@@ -8,9 +8,8 @@ import time
 import asyncio
 from micropython import const
 
-import commands
-import discovery
-from firmware import board, log
+from firmware import log
+from firmware.borrow import borrow
 
 TIMEOUT_S = const(2)     # longest any single socket call may block the loop
 KEEPALIVE_S = const(60)
@@ -151,15 +150,16 @@ class Mqtt:
                   "model": "SPM02 v2 (%s layout)" % ("v2" if layout == 1 else "cloud"),
                   "sw_version": app.version}
         ours = []
-        for comp, oid, conf in discovery.entities(layout):
-            ours.append((comp, oid))
-            conf = discovery.config(comp, oid, conf, self.node, self.base, device)
-            c.publish(self._disc_topic(comp, oid), json.dumps(conf).encode(), True)
-            await asyncio.sleep_ms(0)  # let the UART tasks run between publishes
-        # Remove what another layout announced (here or before a restart).
-        for comp, oid in discovery.all_object_ids():
-            if (comp, oid) not in ours:
-                c.publish(self._disc_topic(comp, oid), b"", True)
+        with borrow("discovery") as discovery:
+            for comp, oid, conf in discovery.entities(layout):
+                ours.append((comp, oid))
+                conf = discovery.config(comp, oid, conf, self.node, self.base, device)
+                c.publish(self._disc_topic(comp, oid), json.dumps(conf).encode(), True)
+                await asyncio.sleep_ms(0)  # let the UART tasks run between publishes
+            # Remove what another layout announced (here or before a restart).
+            for comp, oid in discovery.all_object_ids():
+                if (comp, oid) not in ours:
+                    c.publish(self._disc_topic(comp, oid), b"", True)
         self._disc_layout = layout
         log.info("mqtt: discovery sent (%d entities)", len(ours))
 
@@ -176,7 +176,8 @@ class Mqtt:
             return
         name = topic[len(self._topic_cmd):].decode()
         try:
-            res = commands.run(self.app.mcu, name, msg)
+            with borrow("commands") as commands:
+                res = commands.run(self.app.mcu, name, msg)
             self.commands_ok += 1
             log.info("mqtt: cmd %s: %s", name, res)
         except KeyError:

@@ -232,7 +232,7 @@ def test_dps_json_exact():
     m = Meter()
     feed(m, [(50, T_VALUE, 94), (102, T_VALUE, 2314)])
     text = m.dps_json(0)
-    assert '"scaled": 0.94}' in text and '"scaled": 231.4}' in text
+    assert '"scaled": 0.94,' in text and '"scaled": 231.4,' in text
     got = json.loads(text)
     assert [d["id"] for d in got] == [50, 102] and got[0]["scaled"] == 0.94
 

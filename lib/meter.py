@@ -8,6 +8,7 @@ except ImportError:
         return x
 
 import json
+from binascii import hexlify
 
 import dptable as T
 import spm02
@@ -40,7 +41,7 @@ class Dp:
         return dp_value(self.type, self.raw, 0, self.n)
 
     def hex(self):
-        return "".join("%02x" % b for b in self.raw)
+        return hexlify(self.raw).decode()
 
 
 class Meter:
@@ -272,22 +273,23 @@ class Meter:
             out["warnings"] = self.warnings()
         return out
 
-    def state_json(self):
-        """The state object as JSON text, numbers written exactly from their counts."""
-        parts = ["{"]
+    def state_parts(self):
+        """The state object as pieces of JSON text, numbers written exactly from their
+        counts (never through floats), for writing to a socket piece by piece."""
+        sep = "{"
         for key, v, dec, _ in self.readings():
-            if len(parts) > 1:
-                parts.append(",")
-            parts.append(json.dumps(key))
-            parts.append(":")
-            parts.append(spm02.fmt(v, dec) if dec is not None else json.dumps(v))
+            yield '%s"%s":' % (sep, key)  # keys are identifiers from the table
+            yield spm02.fmt(v, dec) if dec is not None else json.dumps(v)
+            sep = ","
         if self.dps:
-            if len(parts) > 1:
-                parts.append(",")
-            parts.append('"warnings":')
-            parts.append(json.dumps(self.warnings()))
-        parts.append("}")
-        return "".join(parts)
+            yield sep + '"warnings":'
+            yield json.dumps(self.warnings())
+            sep = ","
+        yield "}" if sep == "," else "{}"
+
+    def state_json(self):
+        """The state object as one JSON text (the MQTT payload)."""
+        return "".join(self.state_parts())
 
     # --- plausibility --------------------------------------------------------
 
@@ -352,16 +354,30 @@ class Meter:
             out.append(e)
         return out
 
+    def dps_parts(self, now):
+        """dp_list as pieces of JSON text: "[", one object per DP, "]"."""
+        sep = "["
+        for dpid in sorted(self.dps):
+            d = self.dps[dpid]
+            r = T.row(dpid, self.layout)
+            v = d.value()
+            if isinstance(v, int):
+                val = "%d" % v
+            elif isinstance(v, str):
+                val = json.dumps(v)
+            else:
+                val = '"%s"' % d.hex()
+            extra = ""
+            if r and isinstance(v, int) and d.type == T_VALUE:
+                extra = ', "scaled": %s, "unit": "%s"' % (spm02.fmt(v, r[4]), r[5])
+            yield '%s{"id": %d, "type": "%s", "hex": "%s", "value": %s, "key": %s, "age_s": %d%s}' % (
+                sep, dpid, TYPE_NAMES[d.type] if d.type < 6 else d.type, d.hex(), val,
+                '"%s"' % r[2] if r else "null", ticks_diff(now, d.t) // 1000, extra)
+            sep = ", "
+        yield "]" if sep == ", " else "[]"
+
     def dps_json(self, now):
-        """dp_list as JSON text, scaled values written exactly from their counts."""
-        parts = []
-        for e in self.dp_list(now):
-            sc = e.pop("scaled", None)
-            t = json.dumps(e)
-            if sc is not None:
-                t = t[:-1] + ', "scaled": ' + spm02.fmt(sc[0], sc[1]) + "}"
-            parts.append(t)
-        return "[" + ", ".join(parts) + "]"
+        return "".join(self.dps_parts(now))
 
 # Why a layout was chosen: kind << 16 | the DP that decided it
 WHY_DEFAULT = const(0)

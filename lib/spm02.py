@@ -121,12 +121,11 @@ def set_alarm(raw, rid, enabled=None, threshold=None):
 def fmt(count, decimals):
     """An integer count at 10**-decimals as exact decimal text: (2317, 1) -> "231.7"."""
     if decimals <= 0:
-        return str(count)
-    s = "-" if count < 0 else ""
-    count = abs(count)
+        return "%d" % count
     d = 10 ** decimals
-    frac = str(count % d)
-    return s + str(count // d) + "." + "0" * (decimals - len(frac)) + frac
+    if count < 0:
+        return "-%d.%0*d" % (-count // d, decimals, -count % d)
+    return "%d.%0*d" % (count // d, decimals, count % d)
 
 
 def ratio(num, den, decimals):
