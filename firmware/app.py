@@ -19,25 +19,64 @@ VERSION = "0.1.0"
 class App:
     version = VERSION
 
-    def __init__(self, cfg, warnings, page_path):
+    def __init__(self, cfg, warnings, page_path, config_path="config.json", setup=""):
         self.cfg = cfg
         self.config_warnings = warnings
+        self.config_path = config_path
         self.started = time.ticks_ms()
-        uid = board.unique_id()
-        self.node_id = cfg["name"] + ("_" + uid if uid else "")
+        self.uid = board.unique_id()
+        self.node_id = cfg["name"] + ("_" + self.uid if self.uid else "")
         self.mcu = Mcu(cfg["layout"], cfg["wifi_state"])
         self.mcu.link.clock = board.clock
         self.link = McuLink(self.mcu, self._changed, self._setup_requested)
         self.mqtt = Mqtt(self)
         self.http = Http(self, page_path)
-        self.setup_requested = False
+        self.wifi = self.led = self.button = self.health = None
+        self.setup_reason = ""  # on the host there is no Wi-Fi, so only the reason is kept
+        if board.ESP32:
+            self._esp32()
+        if setup:
+            self.enter_setup(setup)
+
+    def _esp32(self):
+        import machine
+        import network
+        from firmware import esp32
+        from firmware.wifi import Wifi
+        from firmware.health import Health
+        b = self.cfg["board"]
+        self.led = esp32.Led(b["led"], b["led_invert"])
+        self.wifi = Wifi(self.cfg, self.mcu.link, network, self.uid, on_mode=self.led.set)
+        self.button = esp32.Button(b["button"], lambda: self.enter_setup("button held"))
+        self.health = Health(machine)
 
     def _changed(self, ev):
         pass  # MQTT compares meter.seq; the page polls
 
     def _setup_requested(self):
-        log.warn("mcu: asks for a Wi-Fi reset (setup mode)")
-        self.setup_requested = True
+        self.enter_setup("the MCU asked for a Wi-Fi reset")
+
+    def enter_setup(self, reason):
+        log.warn("setup mode: %s", reason)
+        if self.wifi is not None:
+            self.wifi.enter_setup(reason)
+        else:
+            self.setup_reason = reason
+
+    def setup_mode(self):
+        """Serve the setup portal: in setup mode on the ESP32; always on the host, where it
+        can be tried out and tested."""
+        return self.wifi.setup_mode if self.wifi is not None else True
+
+    def restart(self):
+        if board.ESP32:
+            import machine
+            machine.reset()
+        log.warn("restart asked for: the host run keeps going with the old config")
+
+    def beat(self, name):
+        if self.health is not None:
+            self.health.beat(name)
 
     def mcu_status(self):
         now = time.ticks_ms()
@@ -61,8 +100,13 @@ class App:
         yield json.dumps(self.mcu_status())
         yield ',"mqtt":'
         yield json.dumps(self.mqtt.status())
-        yield ',"device":'
         gc.collect()  # so mem_free says what is really free (and leaks show)
+        yield ',"wifi":'
+        yield json.dumps(self.wifi.status() if self.wifi is not None else {"setup_reason": self.setup_reason})
+        if self.health is not None:
+            yield ',"health":'
+            yield json.dumps(self.health.status())
+        yield ',"device":'
         yield json.dumps({"name": self.cfg["name"], "version": VERSION,
                           "uptime_s": time.ticks_diff(now, self.started) // 1000,
                           "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": self.config_warnings,
@@ -72,16 +116,36 @@ class App:
     async def run(self):
         for w in self.config_warnings:
             log.warn("config: %s", w)
-        await self.http.start()
-        asyncio.create_task(self.mqtt.run())
-        asyncio.create_task(self.link.run(self.cfg["uart"]))
+        asyncio.create_task(self.http.run())
+        tasks = {}
+        if self.wifi is not None:
+            # Wi-Fi first: the MCU's handshake should hear the real Wi-Fi state
+            tasks["wifi"] = asyncio.create_task(self.wifi.run())
+            asyncio.create_task(self.led.run())
+            asyncio.create_task(self.button.run())
+        mqtt = asyncio.create_task(self.mqtt.run())
+        if self.cfg["mqtt"]["host"]:
+            tasks["mqtt"] = mqtt  # without a broker the task ends at once, and rightly so
+        tasks["uart"] = asyncio.create_task(self.link.run(self.cfg["uart"], self.beat))
+        if self.health is not None:
+            # how long each may go without beat(): its longest wait plus its longest block
+            limits = {"uart": 10000, "mqtt": 2 * 60000 + 10000, "wifi": None}
+            for name in tasks:
+                self.health.watch(name, tasks[name], limits[name])
+            asyncio.create_task(self.health.run())
         while True:
             await asyncio.sleep(60)
             gc.collect()
 
 
 def main(config_path="config.json", page_path="firmware/page.html"):
-    with borrow("firmware.config") as config:
-        cfg, warnings = config.load(config_path)
+    # A missing, corrupt or half-written config gives the defaults and setup mode.
+    with borrow("firmware.portal") as portal:
+        cfg, warnings, setup = portal.load_config(config_path)
     log.info("spm02 firmware %s starting as %s", VERSION, cfg["name"])
-    asyncio.run(App(cfg, warnings, page_path).run())
+    if board.ESP32:
+        from firmware import esp32
+        if esp32.safe_mode(cfg["board"]["button"]):
+            log.warn("safe mode (button held at boot): firmware not started, the REPL is free")
+            return
+    asyncio.run(App(cfg, warnings, page_path, config_path, setup).run())

@@ -4,13 +4,14 @@ import json
 
 DEFAULTS = {
     "name": "spm02",
-    "wifi": {"ssid": "", "password": "", "txpower": 0},
+    "wifi": {"ssid": "", "password": "", "txpower": 0, "setup_after_s": 300},
     "uart": {"id": 1, "tx": 21, "rx": 20, "baudrate": 9600, "url": ""},
     "mqtt": {"host": "", "port": 1883, "user": "", "password": "", "base_topic": "",
              "discovery_prefix": "homeassistant"},
     "http": {"port": 80, "password": "", "host": "0.0.0.0"},
     "layout": "auto",
     "wifi_state": 4,
+    "board": {"led": -1, "led_invert": False, "button": -1},  # ESP32 pins; -1: none
 }
 
 SECRETS = ("password",)

@@ -38,9 +38,17 @@ class Http:
         self.server = None
         self._waiting = []  # tasks of connections still reading their request
 
-    async def start(self):
-        self.server = await asyncio.start_server(self._conn, self.cfg["host"], self.cfg["port"], 8)
-        log.info("http: listening on %s:%d", self.cfg["host"], self.cfg["port"])
+    async def run(self):
+        """Listen; if the port cannot be had, say so and try again (never die)."""
+        delay = 1
+        while self.server is None:
+            try:
+                self.server = await asyncio.start_server(self._conn, self.cfg["host"], self.cfg["port"], 8)
+                log.info("http: listening on %s:%d", self.cfg["host"], self.cfg["port"])
+            except OSError as e:
+                log.error("http: cannot listen on port %d: %r; again in %d s", self.cfg["port"], e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60)
 
     def status(self):
         return {"active": self.active, "served": self.served, "rejected": self.rejected}
@@ -148,6 +156,8 @@ class Http:
 
     async def _route(self, w, method, path, headers, body):
         path = path.split("?", 1)[0]
+        if path.startswith("/setup") and self.app.setup_mode():
+            return await self._setup(w, method, path, headers, body)
         if path.startswith("/api/cmd/"):
             if method != "POST":
                 return await self._send(w, 405, "application/json", '{"ok":false,"error":"use POST"}',
@@ -165,6 +175,18 @@ class Http:
         if path == "/metrics":
             return await self._metrics(w)
         await self._send(w, 404, "text/plain", "not found\n")
+
+    async def _setup(self, w, method, path, headers, body):
+        app = self.app
+        with borrow("firmware.portal") as portal:
+            wlan = None
+            if app.wifi is not None:
+                wlan = app.wifi.net.WLAN(app.wifi.net.STA_IF)
+            p = portal.Portal(app.cfg, app.config_path, wlan, app.restart, self._authorized)
+            r = p.handle(method, path, headers, body)
+        if r is None:
+            return await self._send(w, 404, "text/plain", "not found\n")
+        await self._send(w, r[0], r[1], r[2], r[3])
 
     def _authorized(self, headers):
         pw = self.cfg["password"]

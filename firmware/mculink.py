@@ -23,8 +23,10 @@ class McuLink:
         self.connected = False
         self.last_rx = 0
         self._buf = bytearray(RX_BUF)
+        self._beat = None
 
-    async def run(self, ucfg):
+    async def run(self, ucfg, beat=None):
+        self._beat = beat
         delay = 1
         while True:
             try:
@@ -93,4 +95,6 @@ class McuLink:
             ev = mcu.link.take_events()
             if ev:
                 self._events(ev, now)
+            if self._beat is not None:
+                self._beat("uart")  # for the watchdog: this loop is alive
             await asyncio.sleep_ms(TICK_MS)

@@ -69,6 +69,7 @@ class Mqtt:
             return
         delay = 1
         while True:
+            self.app.beat("mqtt")
             try:
                 self._connect()
                 delay = 1
@@ -132,6 +133,7 @@ class Mqtt:
                 self.publish_state()
             elif self._disc_due and self._disc_layout is not None:
                 await self._discovery(m.layout)
+            self.app.beat("mqtt")
             if time.ticks_diff(now, last_ping) > KEEPALIVE_S * 500:
                 c.ping()
                 last_ping = now

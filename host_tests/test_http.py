@@ -141,3 +141,35 @@ def test_password_guards_posts_only():
     finally:
         fw.stop()
         sim.stop()
+
+
+def test_setup_portal_saves_config_atomically():
+    sim = Simulator(layout="v2", port=0, interval=3600).start()
+    fw = Firmware(sim.port, None, mqtt={"password": "old-mqtt-secret"})
+    try:
+        fw.start()
+        st, page = fw.request("GET", "/setup")
+        assert st == 200 and b"<form" in page and b"old-mqtt-secret" not in page
+        assert fw.request("GET", "/setup/save")[0] == 405
+        form = "name=meter-2&ssid=HomeNet&password=wifi-pass-123&mqtt_host=127.0.0.9&mqtt_port=1884"
+        st, body = fw.request("POST", "/setup/save", form.encode(),
+                              {"Content-Type": "application/x-www-form-urlencoded"})
+        assert st == 200 and json.loads(body)["ok"] is True, body
+        assert b"wifi-pass-123" not in body
+        saved = json.load(open(fw.cfg_path))
+        assert saved["name"] == "meter-2" and saved["wifi"] == {"ssid": "HomeNet", "password": "wifi-pass-123"} \
+            or saved["wifi"]["ssid"] == "HomeNet"
+        assert saved["mqtt"]["host"] == "127.0.0.9" and saved["mqtt"]["port"] == 1884
+        assert saved["mqtt"]["password"] == "old-mqtt-secret"  # kept: not given in the form
+        assert saved["uart"] == fw.cfg["uart"]                  # other keys kept
+        import os
+        assert not os.path.exists(fw.cfg_path + ".tmp")
+        st, body = fw.request("POST", "/setup/save", b"name=bad name!&ssid=x",
+                              {"Content-Type": "application/x-www-form-urlencoded"})
+        assert st == 400 and json.load(open(fw.cfg_path))["name"] == "meter-2"
+        wait_until(lambda: "restart asked for" in fw.log(), 5, what="restart requested")
+        assert "wifi-pass-123" not in fw.log()
+    finally:
+        fw.stop()
+        sim.stop()
+

@@ -1,0 +1,308 @@
+# The setup portal: a page to pick a network and enter the MQTT settings, a scan, and
+# a save that writes config.json atomically. Pure-ish: handle() returns
+# (status, content_type, body, extra_headers) for the HTTP server to send, or None.
+# Also load_config(): whatever is on the flash, the firmware starts (in setup mode if
+# the config is missing or broken).
+import errno
+import json
+import os
+
+import asyncio
+
+from firmware import config, log
+
+MAX_FILE = 4096  # a config.json bigger than this is not ours
+
+# form/JSON field -> where it goes in config.json
+FIELDS = (("name", ("name",)), ("ssid", ("wifi", "ssid")), ("password", ("wifi", "password")),
+          ("mqtt_host", ("mqtt", "host")), ("mqtt_port", ("mqtt", "port")),
+          ("mqtt_user", ("mqtt", "user")), ("mqtt_password", ("mqtt", "password")))
+
+JSON = "application/json"
+
+PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>SPM02 setup</title>
+<style>body{font-family:sans-serif;max-width:26em;margin:1em auto;padding:0 1em}
+label{display:block;margin-top:.6em}input,select{width:100%%;box-sizing:border-box;padding:.4em}
+button{margin-top:1em;padding:.5em 1em}fieldset{margin-top:1em}#m{margin-top:1em;white-space:pre-wrap}</style>
+</head><body><h2>SPM02 setup</h2><form id="f" method="post" action="/setup/save">
+<fieldset><legend>Wi-Fi</legend>
+<label>Networks <select id="n" onchange="if(this.value)f.ssid.value=this.value"><option value="">-</option></select></label>
+<button type="button" onclick="scan()">Scan</button>
+<label>SSID <input name="ssid" value="%(ssid)s" maxlength="32" required></label>
+<label>Password <input name="password" type="password" maxlength="64" placeholder="%(wpw)s"></label></fieldset>
+<fieldset><legend>MQTT</legend>
+<label>Host <input name="mqtt_host" value="%(host)s"></label>
+<label>Port <input name="mqtt_port" type="number" min="1" max="65535" value="%(port)s"></label>
+<label>User <input name="mqtt_user" value="%(user)s"></label>
+<label>Password <input name="mqtt_password" type="password" placeholder="%(mpw)s"></label></fieldset>
+<label>Device name <input name="name" value="%(name)s" maxlength="32" pattern="[A-Za-z0-9_\\-]+" required></label>
+<button>Save and restart</button></form><div id="m"></div>
+<script>var f=document.getElementById('f'),m=document.getElementById('m');
+function scan(){m.textContent='Scanning...';fetch('/setup/scan').then(r=>r.json()).then(l=>{
+var s=document.getElementById('n');s.length=1;l.forEach(x=>{var o=document.createElement('option');
+o.value=x.ssid;o.textContent=x.ssid+' ('+x.rssi+' dBm'+(x.secure?'':', open')+')';s.add(o)});
+m.textContent=l.length+' networks'}).catch(e=>{m.textContent='Scan failed'})}
+f.onsubmit=function(e){e.preventDefault();m.textContent='Saving...';fetch('/setup/save',{method:'POST',
+headers:{'Content-Type':'application/x-www-form-urlencoded'},body:new URLSearchParams(new FormData(f)).toString()})
+.then(r=>r.json()).then(j=>{m.textContent=j.ok?'Saved. The meter restarts and joins '+f.ssid.value+'.':
+'Not saved:\\n'+(j.errors||[]).join('\\n')}).catch(e=>{m.textContent='Error: '+e})};scan();</script></body></html>
+"""
+
+
+def _esc(s):
+    s = str(s)
+    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#39;")):
+        s = s.replace(a, b)
+    return s
+
+
+def _unquote(b):
+    """Form-urlencoded bytes -> str (+ is space, %XX a byte, UTF-8)."""
+    b = b.replace(b"+", b" ")
+    out = bytearray()
+    i = 0
+    while i < len(b):
+        if b[i] == 0x25 and i + 3 <= len(b):  # '%XX'; bad hex raises ValueError
+            out.append(int(b[i + 1:i + 3], 16))
+            i += 3
+        else:
+            out.append(b[i])
+            i += 1
+    return bytes(out).decode()
+
+
+def parse_form(body):
+    out = {}
+    for part in bytes(body).split(b"&"):
+        if part:
+            k, _, v = part.partition(b"=")
+            out[_unquote(k)] = _unquote(v)
+    return out
+
+
+def _get(d, path):
+    for k in path:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def _set(d, path, v):
+    for k in path[:-1]:
+        if not isinstance(d.get(k), dict):
+            d[k] = {}
+        d = d[k]
+    d[path[-1]] = v
+
+
+def _read(path):
+    """File text, or None when missing; OSError for other trouble is the caller's."""
+    try:
+        f = open(path)
+    except OSError:
+        return None
+    try:
+        return f.read(MAX_FILE + 1)
+    finally:
+        f.close()
+
+
+def _object(text):
+    """The JSON object in text, or None (not JSON, truncated, not an object, too big)."""
+    if text is None or len(text) > MAX_FILE:
+        return None
+    try:
+        d = json.loads(text)
+    except Exception:
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def write_atomic(path, text, rename=None, remove=None):
+    """Write path via path.tmp and a rename: a crash leaves the old file or the new one."""
+    rename = rename or os.rename
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+    try:
+        rename(tmp, path)
+    except OSError as e:
+        if e.args[0] != errno.EEXIST:
+            raise
+        # FAT will not rename over a file; littlefs (the ESP32 default) does. load_config
+        # recovers the complete .tmp if we die between these two calls.
+        (remove or os.remove)(path)
+        rename(tmp, path)
+    if hasattr(os, "sync"):
+        os.sync()
+
+
+def load_config(path="config.json"):
+    """(cfg, warnings, setup_needed): setup_needed is "" or why setup mode is needed.
+    Never raises: a missing, corrupt or half-written file gives the defaults."""
+    tmp = path + ".tmp"
+    try:
+        text = _read(path)
+        left = _read(tmp)
+        if left is not None:
+            if text is None and _object(left) is not None:
+                # complete new config, crash before the rename (or between remove and rename on FAT)
+                os.rename(tmp, path)
+                text = left
+                log.warn("config: recovered %s from %s", path, tmp)
+            else:
+                log.warn("config: ignoring leftover %s", tmp)
+                try:
+                    os.remove(tmp)
+                except OSError:
+                    pass
+        if text is None:
+            return config.parse(None)[0], ["%s not found; using defaults" % path], "no config"
+        if len(text) > MAX_FILE:
+            return config.parse(None)[0], ["%s is over %d bytes; using defaults" % (path, MAX_FILE)], \
+                "config unreadable"
+        cfg, warnings = config.parse(text)
+        if _object(text) is None:
+            return cfg, warnings, "config unreadable"
+        return cfg, warnings, ""
+    except Exception as e:
+        return config.parse(None)[0], ["%s: %r; using defaults" % (path, e)], "config unreadable"
+
+
+class Portal:
+    RESTART_MS = 1000  # lets the 200 reach the browser before the reset
+
+    def __init__(self, cfg, path="config.json", wlan=None, reset=None, auth=None, rename=None):
+        self.cfg = cfg              # the running config: prefills the page (never passwords)
+        self.path = path
+        self.wlan = wlan            # station WLAN, for scan()
+        self.reset = reset          # called RESTART_MS after a successful save
+        self.auth = auth            # auth(headers) -> bool, or None: open
+        self.rename = rename        # os.rename, replaceable for tests
+        self.saved = 0
+        self.restart_task = None
+
+    def handle(self, method, path, headers, body):
+        """(status, content_type, body, extra_headers) for /setup paths, else None."""
+        path = path.split("?", 1)[0]
+        if path not in ("/setup", "/setup/scan", "/setup/save"):
+            return None
+        if self.auth is not None and not self.auth(headers):
+            return 401, "text/plain", "password required\n", 'WWW-Authenticate: Basic realm="spm02"\r\n'
+        want = "POST" if path == "/setup/save" else "GET"
+        if method != want:
+            return 405, "text/plain", "use %s\n" % want, "Allow: %s\r\n" % want
+        if path == "/setup":
+            return 200, "text/html; charset=utf-8", self.page(), ""
+        if path == "/setup/scan":
+            return self.scan()
+        return self.save(body, headers.get("content-type", ""))
+
+    def page(self):
+        c = self.cfg
+        return PAGE % {"ssid": _esc(c["wifi"]["ssid"]), "host": _esc(c["mqtt"]["host"]),
+                       "port": c["mqtt"]["port"], "user": _esc(c["mqtt"]["user"]),
+                       "name": _esc(c["name"]),
+                       "wpw": "unchanged" if c["wifi"]["password"] else "",
+                       "mpw": "unchanged" if c["mqtt"]["password"] else ""}
+
+    def scan(self):
+        """Networks in range, strongest first, one entry per SSID."""
+        try:
+            found = self.wlan.scan()
+        except Exception as e:
+            log.warn("portal: scan failed: %r", e)
+            return 503, JSON, '{"error":"scan failed, try again"}', ""
+        best = {}
+        for n in found:
+            try:
+                ssid = bytes(n[0]).decode()
+            except Exception:
+                continue
+            if ssid and (ssid not in best or n[3] > best[ssid]["rssi"]):
+                best[ssid] = {"ssid": ssid, "rssi": n[3], "secure": n[4] != 0}
+        nets = sorted(best.values(), key=lambda x: -x["rssi"])[:20]
+        return 200, JSON, json.dumps(nets), ""
+
+    def _patch(self, body, ctype):
+        """{config path: value} from a form or JSON body; ValueError for a bad body."""
+        try:
+            if "json" in ctype or bytes(body[:1]) == b"{":
+                given = json.loads(body)
+                if not isinstance(given, dict):
+                    raise ValueError
+            else:
+                given = parse_form(body)
+        except Exception:
+            raise ValueError("body must be a form or a JSON object")
+        patch = {}
+        for field, path in FIELDS:
+            v = given.get(field)
+            if v is None:
+                v = _get(given, path)  # nested JSON: {"wifi": {"ssid": ...}}
+            if v is not None:
+                patch[path] = v
+        if not patch:
+            raise ValueError("nothing to save")
+        return patch
+
+    def save(self, body, ctype=""):
+        try:
+            patch = self._patch(body, ctype)
+        except ValueError as e:
+            return 400, JSON, json.dumps({"ok": False, "errors": [str(e)]}), ""
+        try:
+            old = _object(_read(self.path)) or {}
+        except Exception:
+            old = {}
+        new = json.loads(json.dumps(old))  # deep copy: keys we do not touch stay as they are
+        errors = []
+        for path in patch:
+            v = patch[path]
+            key = ".".join(path)
+            if path == ("mqtt", "port") and isinstance(v, str):
+                if not v.strip():
+                    continue  # empty: unchanged
+                try:
+                    v = int(v)
+                except ValueError:
+                    errors.append("mqtt.port: must be a number")
+                    continue
+            if path[-1] == "password" and v == "":
+                # the page never shows passwords: empty keeps the old one (a new SSID: open network)
+                if path[0] == "mqtt" or patch.get(("wifi", "ssid")) in (None, _get(old, ("wifi", "ssid"))):
+                    continue
+            if path == ("wifi", "ssid") and not (isinstance(v, str) and 0 < len(v.encode()) <= 32):
+                errors.append("wifi.ssid: must be 1..32 bytes")
+                continue
+            if path == ("wifi", "password") and isinstance(v, str) and 0 < len(v) < 8:
+                errors.append("wifi.password: must be 8..63 characters, or empty for an open network")
+                continue
+            _set(new, path, v)
+        text = json.dumps(new)
+        cfg, warnings = config.parse(text)
+        for w in warnings:  # config.parse never quotes a given secret
+            for path in patch:
+                if w.startswith(".".join(path) + ":") and w not in errors:
+                    errors.append(w)
+        if errors:
+            return 400, JSON, json.dumps({"ok": False, "errors": errors}), ""
+        try:
+            write_atomic(self.path, text, self.rename)
+        except Exception as e:
+            log.error("portal: cannot write %s: %r", self.path, e)
+            return 500, JSON, json.dumps({"ok": False, "errors": ["cannot write the config"]}), ""
+        self.saved += 1
+        log.info("portal: config saved (wifi %s, mqtt %s:%d, name %s); restarting",
+                 cfg["wifi"]["ssid"], cfg["mqtt"]["host"], cfg["mqtt"]["port"], cfg["name"])
+        if self.reset is not None:
+            self.restart_task = asyncio.create_task(self._restart())
+        return 200, JSON, json.dumps({"ok": True, "warnings": warnings,
+                                      "restart_ms": self.RESTART_MS}), ""
+
+    async def _restart(self):
+        await asyncio.sleep_ms(self.RESTART_MS)
+        self.reset()

@@ -1,0 +1,97 @@
+# A small fake of MicroPython's `network` for host tests: WLAN interfaces are
+# singletons per interface (as on the ESP32), controlled through their attributes.
+FAKE = True
+STA_IF = 0
+AP_IF = 1
+AUTH_OPEN = 0
+AUTH_WPA2_PSK = 3
+STAT_IDLE = 1000
+STAT_CONNECTING = 1001
+STAT_GOT_IP = 1010
+STAT_NO_AP_FOUND = 201
+
+_wlans = {}
+
+
+def reset_all():
+    _wlans.clear()
+
+
+def WLAN(interface=STA_IF):
+    w = _wlans.get(interface)
+    if w is None:
+        w = _wlans[interface] = _WLAN(interface)
+    return w
+
+
+class _WLAN:
+    def __init__(self, interface):
+        self.interface = interface
+        self.on = False
+        self.conf = {}
+        self.connects = []          # (ssid, password) of every connect()
+        self.disconnects = 0
+        self.succeed_after = 1      # isconnected() turns True on this connect() (None: never)
+        self.connect_polls = 1      # isconnected() calls that still say False after a good connect()
+        self._pending = 0
+        self.connected = False
+        self.rssi = -57
+        self.scan_results = []      # what scan() returns
+        self.scan_error = None      # an exception scan() raises instead
+        self.scans = 0
+
+    def active(self, on=None):
+        if on is None:
+            return self.on
+        self.on = bool(on)
+        if not on:
+            self.connected = False
+
+    def config(self, *args, **kw):
+        if args:
+            return self.conf.get(args[0])
+        self.conf.update(kw)
+
+    def connect(self, ssid=None, key=None):
+        if not self.on:
+            raise OSError("Wifi Not Started")
+        self.connects.append((ssid, key))
+        if self.succeed_after is not None and len(self.connects) >= self.succeed_after:
+            self._pending = self.connect_polls + 1
+
+    def disconnect(self):
+        self.disconnects += 1
+        self.connected = False
+        self._pending = 0
+
+    def drop(self):
+        """The access point went away."""
+        self.connected = False
+        self._pending = 0
+
+    def isconnected(self):
+        if self._pending:
+            self._pending -= 1
+            self.connected = not self._pending
+        return self.connected
+
+    def status(self, param=None):
+        if param == "rssi":
+            if not self.connected:
+                raise OSError("not connected")
+            return self.rssi
+        if param is not None:
+            raise ValueError("unknown status param")
+        return STAT_GOT_IP if self.connected else STAT_NO_AP_FOUND
+
+    def ifconfig(self, conf=None):
+        if self.connected or self.interface == AP_IF:
+            return ("192.168.4.1" if self.interface == AP_IF else "192.0.2.50",
+                    "255.255.255.0", "192.0.2.1", "192.0.2.1")
+        return ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
+
+    def scan(self):
+        self.scans += 1
+        if self.scan_error:
+            raise self.scan_error
+        return list(self.scan_results)

@@ -1,0 +1,118 @@
+# The App wired as on an ESP32 (board.ESP32 forced), with the fakes of machine and
+# network: Wi-Fi, LED, button, watchdog and the MCU's Wi-Fi reset all hang together.
+# MicroPython only (see mp_test_esp32.py for the path set-up).
+import sys
+
+if "host_tests/fakes" not in sys.path:
+    sys.path.insert(0, "host_tests/fakes")
+if "." not in sys.path:
+    sys.path.append(".")
+
+import asyncio
+import machine
+import network
+
+from firmware import board, config, log
+from tuya import encode
+
+_free_port = [18950]
+
+
+def make_app(**over):
+    cfg, _ = config.parse(None)
+    cfg["wifi"]["ssid"] = over.get("ssid", "")
+    cfg["mqtt"]["host"] = over.get("mqtt", "")
+    cfg["http"]["host"] = "127.0.0.1"
+    _free_port[0] += 1
+    cfg["http"]["port"] = _free_port[0]
+    board.ESP32 = True
+    try:
+        from firmware.app import App
+        app = App(cfg, [], "firmware/page.html", "/tmp/none.json", over.get("setup", ""))
+    finally:
+        board.ESP32 = False
+    return app
+
+
+def quiet():
+    log.log = lambda *a: None
+    log.info = log.warn = log.error = lambda *a: None
+
+
+def setup():
+    quiet()
+    machine.reset_all()
+    network.reset_all()
+
+
+def test_setup_reason_from_config_enters_setup_mode():
+    setup()
+    app = make_app(setup="no config")
+    assert app.wifi is not None and app.wifi.setup_mode
+    assert app.wifi.setup_reason == "no config"
+    assert app.setup_mode()
+
+
+def test_mcu_wifi_reset_enters_setup_mode():
+    setup()
+    app = make_app(ssid="HomeNet")
+    assert not app.wifi.setup_mode
+    # the MCU sends 0x04: the link raises EV_SETUP and the driver calls back
+    ev = app.mcu.feed(0, encode(0x04, b"", 3))
+    app.link._events(ev, 0)
+    assert app.wifi.setup_mode and "MCU" in app.wifi.setup_reason
+    assert app.mcu.link.poll(100) == encode(0x04)  # acked
+
+
+def test_long_press_enters_setup_mode():
+    setup()
+    app = make_app(ssid="HomeNet")
+    app.button.on_long()
+    assert app.wifi.setup_mode and app.wifi.setup_reason == "button held"
+
+
+def test_run_feeds_watchdog_and_reports_wifi_state():
+    setup()
+    app = make_app(ssid="HomeNet")  # no MQTT broker configured: not watched, no reset loop
+    app.health.check_ms = 50
+    app.wifi.CONNECT_MS = 300
+    app.wifi.POLL_MS = 20
+
+    async def go():
+        t = asyncio.create_task(app.run())
+        await asyncio.sleep_ms(1200)
+        t.cancel()
+    try:
+        asyncio.run(go())
+    except Exception:
+        pass
+    assert app.health.feeds > 3, app.health.status()
+    assert app.health.failed is None, app.health.failed
+    assert sorted(app.health.status()["watched"]) == ["uart", "wifi"]
+    assert app.wifi.connected
+    assert app.mcu.link.wifi_state == 4  # "cloud connected", as configured
+
+
+def test_dead_task_stops_the_watchdog():
+    setup()
+    app = make_app(ssid="HomeNet", mqtt="127.0.0.1")
+    app.health.check_ms = 50
+
+    async def go():
+        t = asyncio.create_task(app.run())
+        await asyncio.sleep_ms(300)
+        # the MQTT task dies (here: cancelled): the watchdog must stop being fed
+        for name, w in app.health._watched.items():
+            if name == "mqtt":
+                w[0].cancel()
+        await asyncio.sleep_ms(300)
+        n = app.health.feeds
+        await asyncio.sleep_ms(300)
+        t.cancel()
+        return n
+    try:
+        n = asyncio.run(go())
+    except Exception:
+        n = app.health.feeds
+    assert app.health.failed and "mqtt" in app.health.failed
+    assert app.health.feeds == n  # no feed after the failure
