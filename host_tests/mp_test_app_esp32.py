@@ -25,26 +25,32 @@ def make_app(**over):
     cfg["http"]["host"] = "127.0.0.1"
     _free_port[0] += 1
     cfg["http"]["port"] = _free_port[0]
-    board.ESP32 = True
-    try:
-        from firmware.app import App
-        app = App(cfg, [], "firmware/page.html", "/tmp/none.json", over.get("setup", ""))
-    finally:
-        board.ESP32 = False
-    return app
+    from firmware.app import App
+    return App(cfg, [], "firmware/page.html", "/tmp/none.json", over.get("setup", ""))
 
 
-def quiet():
-    log.log = lambda *a: None
-    log.info = log.warn = log.error = lambda *a: None
+def isolated(fn):
+    """Run a test with fresh fakes and the firmware's log silenced, then put log back."""
+    def wrapped():
+        machine.reset_all()
+        network.reset_all()
+        old = log.log
+        log.log = lambda *a: None  # info, warn and error all go through log.log
+        board.ESP32 = True
+        try:
+            fn()
+        finally:
+            board.ESP32 = False
+            log.log = old
+            asyncio.new_event_loop()  # drop the tasks the app left behind
+    return wrapped
 
 
 def setup():
-    quiet()
-    machine.reset_all()
-    network.reset_all()
+    pass
 
 
+@isolated
 def test_setup_reason_from_config_enters_setup_mode():
     setup()
     app = make_app(setup="no config")
@@ -53,6 +59,7 @@ def test_setup_reason_from_config_enters_setup_mode():
     assert app.setup_mode()
 
 
+@isolated
 def test_mcu_wifi_reset_enters_setup_mode():
     setup()
     app = make_app(ssid="HomeNet")
@@ -64,6 +71,7 @@ def test_mcu_wifi_reset_enters_setup_mode():
     assert app.mcu.link.poll(100) == encode(0x04)  # acked
 
 
+@isolated
 def test_long_press_enters_setup_mode():
     setup()
     app = make_app(ssid="HomeNet")
@@ -71,6 +79,7 @@ def test_long_press_enters_setup_mode():
     assert app.wifi.setup_mode and app.wifi.setup_reason == "button held"
 
 
+@isolated
 def test_run_feeds_watchdog_and_reports_wifi_state():
     setup()
     app = make_app(ssid="HomeNet")  # no MQTT broker configured: not watched, no reset loop
@@ -91,8 +100,12 @@ def test_run_feeds_watchdog_and_reports_wifi_state():
     assert sorted(app.health.status()["watched"]) == ["uart", "wifi"]
     assert app.wifi.connected
     assert app.mcu.link.wifi_state == 4  # "cloud connected", as configured
+    assert app.link.connected  # the UART was opened through the ESP32 board layer
+    u = machine.UART.instances[-1]
+    assert (u.id, u.kw["tx"], u.kw["rx"], u.kw["baudrate"], u.kw["rxbuf"]) == (1, 21, 20, 9600, 2048)
 
 
+@isolated
 def test_dead_task_stops_the_watchdog():
     setup()
     app = make_app(ssid="HomeNet", mqtt="127.0.0.1")
