@@ -17,7 +17,7 @@ PORT ?=
 FIRMWARE ?=
 DRY ?=
 
-.PHONY: setup test test-mp test-py decode build run sim deploy flash console clean help
+.PHONY: setup test test-mp test-py decode build run sim deploy flash console bench clean help
 
 help:
 	@echo "make setup      venv with the pinned tools, umqtt.simple for the host run"
@@ -29,6 +29,7 @@ help:
 	@echo "make deploy PORT=<port> [CONFIG=<file>] [DRY=1]   copy build/ to the board"
 	@echo "make flash PORT=<port> FIRMWARE=<image.bin> [DRY=1]   write MicroPython with esptool"
 	@echo "make console PORT=<port>   the board's REPL"
+	@echo "make bench [SOAK=1]   memory, allocation, latency and size figures"
 
 setup: $(STAMP) $(UMQTT)
 
@@ -78,6 +79,10 @@ sim: setup
 	tools/apt-ensure mosquitto mosquitto
 	tools/apt-ensure mosquitto_sub mosquitto-clients
 	$(PY) tools/sim.py
+
+bench: build
+	tools/apt-ensure mosquitto mosquitto
+	$(PY) tools/bench.py
 
 clean:
 	rm -rf build artifacts .pytest_cache .hypothesis

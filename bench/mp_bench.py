@@ -109,6 +109,20 @@ def main():
     out["cpu_us_per_report_cycle"] = time.ticks_diff(time.ticks_us(), t0) // cycles
     out["state_json_bytes"] = len(payload)
     out["dps_json_bytes"] = len(m.meter.dps_json(0))
+    # The largest single buffer or string the firmware builds (MicroPython does not
+    # report allocations by size): the decoder's frame buffer, the MQTT state payload,
+    # one DP's JSON, one discovery config.
+    import discovery
+    import dptable
+    cands = [(len(m.dec.buf), "decoder frame buffer"), (len(payload), "MQTT state payload")]
+    cands.append((max(len(p) for p in m.meter.dps_parts(0)), "one DP of /api/state"))
+    dev = {"identifiers": ["spm02"], "name": "spm02", "manufacturer": "ZGMISMART",
+           "model": "SPM02 v2 (v2 layout)", "sw_version": "0.0.0"}
+    for comp, oid, conf in discovery.entities(dptable.CLOUD):
+        c = discovery.config(comp, oid, conf, "spm02", "spm02", dev)
+        cands.append((len(json.dumps(c)), "discovery config"))
+    best = max(cands)
+    out["largest_alloc"], out["largest_alloc_what"] = best
     print(json.dumps(out))
 
 

@@ -140,7 +140,7 @@ class App:
 
 def main(config_path="config.json", page_path="firmware/page.html"):
     # A missing, corrupt or half-written config gives the defaults and setup mode.
-    with borrow("firmware.portal") as portal:
+    with borrow("firmware.portal", "firmware.config") as portal:
         cfg, warnings, setup = portal.load_config(config_path)
     log.info("spm02 firmware %s starting as %s", VERSION, cfg["name"])
     if board.ESP32:

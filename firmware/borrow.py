@@ -5,15 +5,17 @@ import sys
 
 
 class borrow:
-    def __init__(self, name):
+    def __init__(self, name, *also):
         self.name = name
+        self.also = also  # modules it imports that nothing else keeps
 
     def __enter__(self):
         return __import__(self.name, None, None, ("x",))  # the module itself, even when dotted
 
     def __exit__(self, *exc):
-        sys.modules.pop(self.name, None)
-        pkg, _, sub = self.name.rpartition(".")
-        if pkg and pkg in sys.modules and hasattr(sys.modules[pkg], sub):
-            delattr(sys.modules[pkg], sub)
+        for name in (self.name,) + self.also:
+            sys.modules.pop(name, None)
+            pkg, _, sub = name.rpartition(".")
+            if pkg and pkg in sys.modules and hasattr(sys.modules[pkg], sub):
+                delattr(sys.modules[pkg], sub)
         return False

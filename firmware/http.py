@@ -178,7 +178,7 @@ class Http:
 
     async def _setup(self, w, method, path, headers, body):
         app = self.app
-        with borrow("firmware.portal") as portal:
+        with borrow("firmware.portal", "firmware.config") as portal:
             wlan = None
             if app.wifi is not None:
                 wlan = app.wifi.net.WLAN(app.wifi.net.STA_IF)

@@ -20,41 +20,7 @@ FIELDS = (("name", ("name",)), ("ssid", ("wifi", "ssid")), ("password", ("wifi",
 
 JSON = "application/json"
 
-PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><title>SPM02 setup</title>
-<style>body{font-family:sans-serif;max-width:26em;margin:1em auto;padding:0 1em}
-label{display:block;margin-top:.6em}input,select{width:100%%;box-sizing:border-box;padding:.4em}
-button{margin-top:1em;padding:.5em 1em}fieldset{margin-top:1em}#m{margin-top:1em;white-space:pre-wrap}</style>
-</head><body><h2>SPM02 setup</h2><form id="f" method="post" action="/setup/save">
-<fieldset><legend>Wi-Fi</legend>
-<label>Networks <select id="n" onchange="if(this.value)f.ssid.value=this.value"><option value="">-</option></select></label>
-<button type="button" onclick="scan()">Scan</button>
-<label>SSID <input name="ssid" value="%(ssid)s" maxlength="32" required></label>
-<label>Password <input name="password" type="password" maxlength="64" placeholder="%(wpw)s"></label></fieldset>
-<fieldset><legend>MQTT</legend>
-<label>Host <input name="mqtt_host" value="%(host)s"></label>
-<label>Port <input name="mqtt_port" type="number" min="1" max="65535" value="%(port)s"></label>
-<label>User <input name="mqtt_user" value="%(user)s"></label>
-<label>Password <input name="mqtt_password" type="password" placeholder="%(mpw)s"></label></fieldset>
-<label>Device name <input name="name" value="%(name)s" maxlength="32" pattern="[A-Za-z0-9_\\-]+" required></label>
-<button>Save and restart</button></form><div id="m"></div>
-<script>var f=document.getElementById('f'),m=document.getElementById('m');
-function scan(){m.textContent='Scanning...';fetch('/setup/scan').then(r=>r.json()).then(l=>{
-var s=document.getElementById('n');s.length=1;l.forEach(x=>{var o=document.createElement('option');
-o.value=x.ssid;o.textContent=x.ssid+' ('+x.rssi+' dBm'+(x.secure?'':', open')+')';s.add(o)});
-m.textContent=l.length+' networks'}).catch(e=>{m.textContent='Scan failed'})}
-f.onsubmit=function(e){e.preventDefault();m.textContent='Saving...';fetch('/setup/save',{method:'POST',
-headers:{'Content-Type':'application/x-www-form-urlencoded'},body:new URLSearchParams(new FormData(f)).toString()})
-.then(r=>r.json()).then(j=>{m.textContent=j.ok?'Saved. The meter restarts and joins '+f.ssid.value+'.':
-'Not saved:\\n'+(j.errors||[]).join('\\n')}).catch(e=>{m.textContent='Error: '+e})};scan();</script></body></html>
-"""
-
-
-def _esc(s):
-    s = str(s)
-    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#39;")):
-        s = s.replace(a, b)
-    return s
+PAGE = "firmware/setup.html"  # static; it fills itself in from /setup/info
 
 
 def _unquote(b):
@@ -175,7 +141,8 @@ def load_config(path="config.json"):
 class Portal:
     RESTART_MS = 1000  # lets the 200 reach the browser before the reset
 
-    def __init__(self, cfg, path="config.json", wlan=None, reset=None, auth=None, rename=None):
+    def __init__(self, cfg, path="config.json", wlan=None, reset=None, auth=None, rename=None,
+                 page_path=PAGE):
         self.cfg = cfg              # the running config: prefills the page (never passwords)
         self.path = path
         self.wlan = wlan            # station WLAN, for scan()
@@ -184,11 +151,12 @@ class Portal:
         self.rename = rename        # os.rename, replaceable for tests
         self.saved = 0
         self.restart_task = None
+        self.page_path = page_path
 
     def handle(self, method, path, headers, body):
         """(status, content_type, body, extra_headers) for /setup paths, else None."""
         path = path.split("?", 1)[0]
-        if path not in ("/setup", "/setup/scan", "/setup/save"):
+        if path not in ("/setup", "/setup/info", "/setup/scan", "/setup/save"):
             return None
         if self.auth is not None and not self.auth(headers):
             return 401, "text/plain", "password required\n", 'WWW-Authenticate: Basic realm="spm02"\r\n'
@@ -197,17 +165,22 @@ class Portal:
             return 405, "text/plain", "use %s\n" % want, "Allow: %s\r\n" % want
         if path == "/setup":
             return 200, "text/html; charset=utf-8", self.page(), ""
+        if path == "/setup/info":
+            return 200, JSON, json.dumps(self.info()), ""
         if path == "/setup/scan":
             return self.scan()
         return self.save(body, headers.get("content-type", ""))
 
     def page(self):
+        with open(self.page_path) as f:
+            return f.read()
+
+    def info(self):
+        """What the page is prefilled with: the running config, never a password."""
         c = self.cfg
-        return PAGE % {"ssid": _esc(c["wifi"]["ssid"]), "host": _esc(c["mqtt"]["host"]),
-                       "port": c["mqtt"]["port"], "user": _esc(c["mqtt"]["user"]),
-                       "name": _esc(c["name"]),
-                       "wpw": "unchanged" if c["wifi"]["password"] else "",
-                       "mpw": "unchanged" if c["mqtt"]["password"] else ""}
+        return {"ssid": c["wifi"]["ssid"], "host": c["mqtt"]["host"], "port": c["mqtt"]["port"],
+                "user": c["mqtt"]["user"], "name": c["name"],
+                "wpw": bool(c["wifi"]["password"]), "mpw": bool(c["mqtt"]["password"])}
 
     def scan(self):
         """Networks in range, strongest first, one entry per SSID."""

@@ -150,6 +150,8 @@ def test_setup_portal_saves_config_atomically():
         fw.start()
         st, page = fw.request("GET", "/setup")
         assert st == 200 and b"<form" in page and b"old-mqtt-secret" not in page
+        st, info = fw.request("GET", "/setup/info")
+        assert st == 200 and json.loads(info)["mpw"] is True and b"old-mqtt-secret" not in info
         assert fw.request("GET", "/setup/save")[0] == 405
         form = "name=meter-2&ssid=HomeNet&password=wifi-pass-123&mqtt_host=127.0.0.9&mqtt_port=1884"
         st, body = fw.request("POST", "/setup/save", form.encode(),

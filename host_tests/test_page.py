@@ -1,6 +1,7 @@
 """The status page in a real browser (Debian's headless chromium + chromedriver via
 selenium), served by the firmware in the MicroPython unix port against the simulated
 meter, all on 127.0.0.1."""
+import json
 import os
 import shutil
 import tempfile
@@ -275,3 +276,22 @@ def test_cloud_layout_report_interval_with_password(browser):
         screenshot(browser, "page-cloud.png")
     finally:
         r.stop()
+
+
+def test_setup_portal_page_fills_in_and_saves(browser, rig):
+    """The setup page (served on the host at any time, on the ESP32 in setup mode) fills
+    itself in from /setup/info and saves through the form."""
+    d, fw = browser, rig.fw
+    d.get(fw.url("/setup"))
+    wait_until(lambda: d.find_element(By.NAME, "name").get_attribute("value") == "spm02", 10, 0.1,
+               "the form filled in")
+    assert d.find_element(By.NAME, "mqtt_port").get_attribute("value") == str(fw.cfg["mqtt"]["port"])
+    d.find_element(By.NAME, "ssid").send_keys("HomeNet")
+    d.find_element(By.NAME, "password").send_keys("wifi-pass-123")
+    d.find_element(By.NAME, "name").clear()
+    d.find_element(By.NAME, "name").send_keys("meter-7")
+    d.find_element(By.CSS_SELECTOR, "form button:not([type])").click()
+    wait_until(lambda: "Saved" in d.find_element(By.ID, "m").text, 10, 0.1, "saved")
+    saved = json.load(open(fw.cfg_path))
+    assert saved["name"] == "meter-7" and saved["wifi"]["ssid"] == "HomeNet"
+    screenshot(d, "setup.png", 500)
