@@ -143,6 +143,11 @@ def main(config_path="config.json", page_path="firmware/page.html"):
     with borrow("firmware.portal", "firmware.config") as portal:
         cfg, warnings, setup = portal.load_config(config_path)
     log.info("spm02 firmware %s starting as %s", VERSION, cfg["name"])
+    if cfg["mqtt"]["host"]:
+        # Load code before the long-lived objects and compact: code loaded later, between
+        # live data, leaves the heap in holes too small for the next request.
+        from umqtt import simple  # noqa: F401
+    gc.collect()
     if board.ESP32:
         from firmware import esp32
         if esp32.safe_mode(cfg["board"]["button"]):

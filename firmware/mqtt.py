@@ -82,7 +82,7 @@ class Mqtt:
             delay = min(delay * 2, BACKOFF_MAX)
 
     def _connect(self):
-        from umqtt import simple
+        from umqtt import simple  # imported at start-up by app.main, see there
         if self._addr is None:
             self._addr = socket.getaddrinfo(self.cfg["host"], self.cfg["port"])[0][-1]
         simple.socket = _Net(self._addr)
