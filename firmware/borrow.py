@@ -3,8 +3,6 @@
 #   with borrow("metrics") as metrics: ...
 import sys
 
-DROP = True
-
 
 class borrow:
     def __init__(self, name, *also):
@@ -15,7 +13,7 @@ class borrow:
         return __import__(self.name, None, None, ("x",))  # the module itself, even when dotted
 
     def __exit__(self, *exc):
-        for name in ((self.name,) + self.also) if DROP else ():
+        for name in (self.name,) + self.also:
             sys.modules.pop(name, None)
             pkg, _, sub = name.rpartition(".")
             if pkg and pkg in sys.modules and hasattr(sys.modules[pkg], sub):
