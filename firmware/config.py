@@ -93,24 +93,3 @@ def parse(text):
         cfg["mqtt"]["base_topic"] = cfg["name"]
     return cfg, warnings
 
-
-def load(path):
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError:
-        return parse(None)[0], ["%s not found; using defaults" % path]
-    return parse(text)
-
-
-def public(cfg):
-    """The config without secrets, for the page and the API."""
-    out = {}
-    for k in cfg:
-        v = cfg[k]
-        if isinstance(v, dict):
-            v = public(v)
-        elif k in SECRETS:
-            v = bool(v)  # only whether one is set
-        out[k] = v
-    return out

@@ -12,6 +12,7 @@ except ImportError:
 
 import tuya
 from tuya import encode
+from ticks import diff as _diff, add as _add
 
 EV_ONLINE = const(1)    # the MCU answered after silence (or at start)
 EV_OFFLINE = const(2)   # heartbeats went unanswered
@@ -29,15 +30,6 @@ GAP_MS = const(10)         # quiet time between two frames we send
 QUEUE_MAX = const(8)       # commands waiting; the oldest goes first when full
 
 HEARTBEAT_FRAME = b"\x55\xaa\x00\x00\x00\x00\xff"
-
-
-# Times are MicroPython ticks_ms values, which wrap at 2**30.
-def _diff(a, b):
-    return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
-
-
-def _add(t, ms):
-    return (t + ms) & 0x3FFFFFFF
 
 
 class Link:

@@ -8,7 +8,8 @@ except ImportError:
 
 from tuya import Decoder
 from link import Link, EV_DPS, EV_PRODUCT
-from meter import Meter, ticks_diff
+from meter import Meter
+from ticks import diff as ticks_diff
 
 EV_CHANGED = const(64)  # a reading changed
 

@@ -13,16 +13,11 @@ from binascii import hexlify
 import dptable as T
 import spm02
 from tuya import T_VALUE, T_STRING, T_BOOL, TYPE_NAMES, dp_value
+from ticks import diff as ticks_diff
 
-TICKS_MASK = const(0x3FFFFFFF)  # time.ticks_ms() wraps at 2**30 on MicroPython
-TICKS_HALF = const(0x20000000)
 
 PHASES = ("a", "b", "c")
 RAW_PHASE = (6, 7, 8)
-
-
-def ticks_diff(a, b):
-    return ((a - b + TICKS_HALF) & TICKS_MASK) - TICKS_HALF
 
 
 class Dp:
