@@ -50,7 +50,7 @@ def _merge(defaults, given, prefix, warnings):
     out = {}
     if not isinstance(given, dict):
         if given is not None:
-            warnings.append("%s: must be an object; using defaults" % (prefix or "config"))
+            warnings.append("%s: must be an object; using defaults" % (prefix[:-1] or "config"))
         given = {}
     for key in defaults:
         d = defaults[key]

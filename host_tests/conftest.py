@@ -3,6 +3,6 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-for d in (os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools"), HERE):
+for d in (os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools"), HERE, ROOT):
     if d not in sys.path:
         sys.path.insert(0, d)
