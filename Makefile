@@ -63,7 +63,7 @@ build: setup
 
 # The firmware runs from the build tree: what is tested is what is flashed.
 run: build
-	cd build && MICROPYPATH=.frozen:$(CURDIR)/build/lib:$(CURDIR)/.deps \
+	cd build && MICROPYPATH=.frozen:$(CURDIR)/build/lib:$(CURDIR)/build/host \
 		exec $(CURDIR)/$(MP) $(if $(HEAPSIZE),-X heapsize=$(HEAPSIZE)) main.py $(abspath $(CONFIG))
 
 deploy: build

@@ -64,6 +64,11 @@ def main():
     for name in ("boot.py", "main.py"):
         files.append(os.path.join(OUT, name))
         make(os.path.join(ROOT, name), files[-1])
+    # umqtt.simple for the host run only (an ESP32 has it frozen in): compiled like the
+    # rest, so the host loads bytecode as the device does, not source.
+    um = os.path.join(ROOT, ".deps", "umqtt")
+    if os.path.isdir(um):
+        build_dir(um, os.path.join(OUT, "host", "umqtt"))
     example = os.path.join(OUT, "config.example.json")
     with open(example + ".tmp", "w") as f:
         json.dump(EXAMPLE, f, indent=2)
