@@ -138,10 +138,15 @@ class App:
             gc.collect()
 
 
-def main(config_path="config.json", page_path="firmware/page.html"):
-    # A missing, corrupt or half-written config gives the defaults and setup mode.
+def _load_config(path):
+    # A missing, corrupt or half-written config gives the defaults and setup mode. In a
+    # function of its own, so that nothing keeps the portal's code once it returns.
     with borrow("firmware.portal", "firmware.config") as portal:
-        cfg, warnings, setup = portal.load_config(config_path)
+        return portal.load_config(path)
+
+
+def main(config_path="config.json", page_path="firmware/page.html"):
+    cfg, warnings, setup = _load_config(config_path)
     log.info("spm02 firmware %s starting as %s", VERSION, cfg["name"])
     if cfg["mqtt"]["host"]:
         # Load code before the long-lived objects and compact: code loaded later, between
