@@ -198,10 +198,9 @@ class Meter:
                 ids.append(None)
         return out, ids
 
-    def readings(self):
-        """[(key, value, decimals, dpids)]: decimals is None for a plain JSON value,
+    def iter_readings(self):
+        """(key, value, decimals, dpids) one by one: decimals is None for a plain JSON value,
         else value is an integer count. dpids names the DPs the reading came from."""
-        out = []
         have = set()
         lay = self.layout
         for dpid, rl, key, typ, dec, unit, flags in T.ROWS:
@@ -215,8 +214,8 @@ class Meter:
                 bits = v if isinstance(v, int) else 0
                 if bits < 0:  # sent as a signed value: the bitmap is its 32 bits
                     bits &= 0xFFFFFFFF
-                out.append(("faults", spm02.fault_names(bits, lay), None, (dpid,)))
-                out.append(("faults_raw", bits, 0, (dpid,)))
+                yield ("faults", spm02.fault_names(bits, lay), None, (dpid,))
+                yield ("faults_raw", bits, 0, (dpid,))
                 continue
             if d.type == T_BOOL:
                 v, dec = v == 1, None
@@ -225,7 +224,7 @@ class Meter:
             elif d.type != T_VALUE:
                 dec = 0
             have.add(key)
-            out.append((key, v, dec, (dpid,)))
+            yield (key, v, dec, (dpid,))
         # Per-phase readings from the raw phase DPs where the layout's own DPs are missing
         for k in range(3):
             raw = self.dps.get(RAW_PHASE[k])
@@ -235,22 +234,26 @@ class Meter:
             for j, (name, dec) in enumerate((("voltage_", 1), ("current_", 3), ("power_", 0))):
                 key = name + PHASES[k]
                 if key not in have:
-                    out.append((key, rv[j], dec, (RAW_PHASE[k],)))
+                    yield (key, rv[j], dec, (RAW_PHASE[k],))
         # Per-phase power factor where the layout has none: P / (V * I)
         for k in self._derived_phases():
             (v, i, p), ids = self.phase_counts(k)
             if v and i and p is not None:
                 # P [W] / (V [0.1 V] * I [0.001 A]) = P * 10000 / (v * i)
                 c = spm02.ratio(p * 10000, v * abs(i), T.DERIVED_DECIMALS)
-                out.append((T.DERIVED[k], c, T.DERIVED_DECIMALS, tuple(ids)))
+                yield (T.DERIVED[k], c, T.DERIVED_DECIMALS, tuple(ids))
         al = {}
         for dpid in (17, 18):
             d = self.dps.get(dpid)
             if d is not None:
                 al.update(spm02.alarms(dpid, d.raw))
         if al:
-            out.append(("alarms", al, None, (17, 18)))
-        return out
+            yield ("alarms", al, None, (17, 18))
+
+    def readings(self):
+        """[(key, value, decimals, dpids)]: decimals is None for a plain JSON value,
+        else value is an integer count. dpids names the DPs the reading came from."""
+        return list(self.iter_readings())
 
     def _derived_phases(self):
         return [k for k in range(3) if T.row_for_key(T.DERIVED[k], self.layout) is None]
@@ -272,7 +275,7 @@ class Meter:
         """The state object as pieces of JSON text, numbers written exactly from their
         counts (never through floats), for writing to a socket piece by piece."""
         sep = "{"
-        for key, v, dec, _ in self.readings():
+        for key, v, dec, _ in self.iter_readings():
             yield '%s"%s":' % (sep, key)  # keys are identifiers from the table
             yield spm02.fmt(v, dec) if dec is not None else json.dumps(v)
             sep = ","

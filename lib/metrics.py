@@ -40,7 +40,7 @@ def lines(meter, mcu_status=None, mqtt_connected=None):
     fams = {}
     order = []
     vals = {}
-    for key, v, dec, _ in meter.readings():
+    for key, v, dec, _ in meter.iter_readings():
         vals[key] = v
         if dec is None or key == "faults_raw":
             continue
