@@ -166,7 +166,7 @@ class Http:
                 return await self._send(w, 401, "application/json", '{"ok":false,"error":"password required"}',
                                         'WWW-Authenticate: Basic realm="spm02"\r\n')
             return await self._command(w, path[9:], body)
-        if method != "GET" and method != "HEAD":
+        if method != "GET":
             return await self._send(w, 405, "text/plain", "use GET\n", "Allow: GET\r\n")
         if path == "/":
             return await self._page(w)
