@@ -88,7 +88,6 @@ COMMANDS = {
     "report_interval": report_interval,
     "alarm": alarm,
 }
-BUTTONS = ("query_state", "refresh", "clear_energy")  # payload ignored (HA sends PRESS)
 
 
 def run(mcu, name, payload):

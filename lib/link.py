@@ -81,9 +81,6 @@ class Link:
         self.send(tuya.WIFI_STATE, bytes((self.wifi_state,)))
         self.send(tuya.QUERY)
 
-    def busy(self):
-        return bool(self._queue or self._replies or self._inflight)
-
     # --- frames from the MCU -------------------------------------------------
 
     def receive(self, now, cmd, buf, start, n):
@@ -218,21 +215,6 @@ class Link:
         ev = self._ev
         self._ev = 0
         return ev
-
-    def next_due(self, now):
-        """ms until poll may have something to send (for the driver's sleep)."""
-        if self._replies or (self._queue and self.online and self._inflight is None):
-            return GAP_MS
-        if self._inflight is not None:
-            return max(1, ANSWER_MS - _diff(now, self._inflight[2]))
-        if self._hb_due is None:
-            return 1
-        return max(1, min(_diff(self._hb_due, now), 1000))
-
-    def counters(self):
-        return {"tx": self.tx, "rx": self.rx, "retries": self.retries,
-                "timeouts": self.timeouts, "unknown": self.unknown,
-                "hb_missed": self._misses, "reboots": self.reboots}
 
 
 def _utf8(data):
