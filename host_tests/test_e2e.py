@@ -306,3 +306,27 @@ def test_line_noise(broker):
         assert r.values()["warnings"] == []
     finally:
         r.stop()
+
+
+@pytest.mark.parametrize("neg", ["offset", "twos"])
+def test_exporting_phase_both_negative_encodings(broker, neg):
+    """A phase that exports: negative power inside the raw phase DPs in either encoding,
+    reports with several DPs per frame, and reports that want an ack (0x22)."""
+    r = Rig(None, "v2", neg_encoding=neg, dps_per_frame=4, report_cmd=0x22)
+    try:
+        r.sim.set_phase("c", voltage=232.0, current=6.0, pf=-0.9)  # exporting
+        r.start()
+        mark = r.sim.mark()
+        r.fw.cmd("query_state")
+        r.sim.wait_frame(0x08, since=mark, timeout=5)
+        truth, values = r.settled()
+        assert values["power_c"] < 0 and values["power_c"] == truth["power_c"]
+        assert values["power_factor_c"] < 0
+        st = r.fw.state()
+        assert st["mcu"]["neg_encoding"] == neg  # seen in raw DP 8, shown to the owner
+        raw8 = [d for d in st["dps"] if d["id"] == 8][0]["hex"]
+        assert raw8 == r.sim.truth_counts()[8].hex()
+        assert values["warnings"] == []
+        r.sim.wait_frame(0x23, timeout=5)  # every 0x22 report was acked
+    finally:
+        r.stop()
