@@ -110,7 +110,7 @@ class Mqtt:
 
     async def _session(self):
         c = self.client
-        c.publish(self.base + "/availability", "online", True)
+        self._avail = None
         c.subscribe(self.base + "/cmd/+")
         c.subscribe(self.prefix + "/status")
         self._disc_layout = None
@@ -123,6 +123,11 @@ class Mqtt:
                 c.sock.settimeout(TIMEOUT_S)  # check_msg left the socket blocking
                 if op is None:
                     break
+            # Available while the meter's MCU answers: stale readings show as unavailable
+            online = self.app.mcu.link.online
+            if online != self._avail:
+                c.publish(self.base + "/availability", "online" if online else "offline", True)
+                self._avail = online
             m = self.app.mcu.meter
             now = time.ticks_ms()
             if m.seq != self._seq and time.ticks_diff(now, self.app.link.last_rx) >= BURST_MS:

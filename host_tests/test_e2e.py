@@ -257,14 +257,17 @@ def test_last_will_offline(broker):
 
 
 def test_mcu_silent_offline_then_back_rebooted(broker):
-    r = Rig(None, "v2")
+    r = Rig(broker, "v2")
     try:
         r.start()
         r.settled()
+        wait_until(lambda: r.watch.get("spm02/availability") == b"online", 10, what="available")
         r.sim.set_silent(True)
         t0 = time.monotonic()
         wait_until(lambda: not r.fw.state()["mcu"]["online"], 25, 0.2, what="link offline")
         assert time.monotonic() - t0 < 20  # within a few heartbeats
+        # Home Assistant shows the meter unavailable rather than stale readings
+        wait_until(lambda: r.watch.get("spm02/availability") == b"offline", 5, what="unavailable")
         r.sim.set_phase("a", voltage=241.0)
         r.sim.reboot()
         mark = r.sim.mark()
@@ -274,6 +277,7 @@ def test_mcu_silent_offline_then_back_rebooted(broker):
         wait_until(lambda: r.fw.state()["mcu"]["online"], 10, what="online again")
         r.settled()
         assert r.values()["voltage_a"] == 241.0
+        wait_until(lambda: r.watch.get("spm02/availability") == b"online", 5, what="available again")
     finally:
         r.stop()
 
