@@ -110,7 +110,7 @@ class App:
         yield json.dumps({"name": self.cfg["name"], "version": VERSION,
                           "uptime_s": time.ticks_diff(now, self.started) // 1000,
                           "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": self.config_warnings,
-                          "http": self.http.status(), "log": log.recent})
+                          "http": self.http.status(), "log": log.recent()})
         yield "}"
 
     async def run(self):

@@ -1,8 +1,35 @@
-# One-line logs with the time since boot; the last few stay in RAM for the page.
+# One-line logs with the time since boot. The last ones are kept for /api/state in one
+# preallocated ring of bytes: log lines come at odd times, and as separate strings they
+# would each pin a small hole in the heap for as long as they are kept.
 import time
 
-RECENT = 12
-recent = []
+RING = 1024
+_ring = bytearray(RING)
+_pos = 0   # where the next byte goes
+_full = False
+
+
+def _keep(line):
+    global _pos, _full
+    for b in line.encode():
+        _ring[_pos] = b
+        _pos += 1
+        if _pos == RING:
+            _pos = 0
+            _full = True
+    _ring[_pos] = 10  # "\n" ends every kept line
+    _pos = (_pos + 1) % RING
+    if _pos == 0:
+        _full = True
+
+
+def recent():
+    """The kept lines, oldest first (the oldest may have lost its start)."""
+    data = bytes(_ring[_pos:] + _ring[:_pos]) if _full else bytes(_ring[:_pos])
+    lines = data.decode("utf-8", "ignore").split("\n") if data else []
+    if _full and lines:
+        lines = lines[1:]  # cut by the ring
+    return [x for x in lines if x]
 
 
 def log(level, msg, *args):
@@ -11,12 +38,11 @@ def log(level, msg, *args):
             msg = msg % args
         except Exception:
             msg = "%s %r" % (msg, args)
-    line = "%d.%03d %s %s" % (time.ticks_ms() // 1000 % 100000, time.ticks_ms() % 1000, level, msg)
+    t = time.ticks_ms()
+    line = "%d.%03d %s %s" % (t // 1000 % 100000, t % 1000, level, msg)
     print(line)
     if level != "D":
-        recent.append(line)
-        if len(recent) > RECENT:
-            recent.pop(0)
+        _keep(line)
 
 
 def info(msg, *args):

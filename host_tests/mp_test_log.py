@@ -1,0 +1,25 @@
+# The kept log lines: a fixed ring of bytes, oldest first, whole lines only.
+# MicroPython only (firmware.log uses time.ticks_ms).
+import sys
+
+if "." not in sys.path:
+    sys.path.append(".")
+
+from firmware import log
+
+
+def test_ring_keeps_the_newest_whole_lines():
+    for i in range(40):
+        log.info("line %d of the test, some words to fill the ring", i)
+    r = log.recent()
+    assert r[-1].endswith("line 39 of the test, some words to fill the ring")
+    assert all(" I line " in x for x in r)  # no line cut in half
+    nums = [int(x.split("line ")[1].split(" ")[0]) for x in r]
+    assert nums == list(range(nums[0], 40)) and len(nums) >= 10
+    assert sum(len(x) + 1 for x in r) <= log.RING
+
+
+def test_debug_lines_not_kept():
+    log.info("kept one")
+    log.log("D", "not this one")
+    assert log.recent()[-1].endswith("kept one")
