@@ -66,11 +66,14 @@ def _set(d, path, v):
 def _read(path):
     """File text, or None when missing; OSError for other trouble is the caller's."""
     try:
+        size = os.stat(path)[6]
         f = open(path)
     except OSError:
         return None
     try:
-        return f.read(MAX_FILE + 1)
+        # As much as the file holds, not a fixed 4 KB: late in start-up the heap may
+        # have no 4 KB in one piece, and the config would be lost to a MemoryError.
+        return f.read(min(size, MAX_FILE) + 1)
     finally:
         f.close()
 
