@@ -80,7 +80,7 @@ def openbeken_log(frames):
         stamp = "[00:00:%06.3f] " % t
         if from_mcu:
             lines.append(stamp + "Info:TuyaMCU:ProcessIncoming[ver=3]: processing command %d (%s) "
-                         "with %d bytes" % (f[3], tuya.CMD_NAMES.get(f[3], "?"), len(f)))
+                         "with %d bytes" % (f[3], decode.CMD_NAMES.get(f[3], "?"), len(f)))
             lines.append(stamp + "Debug:TuyaMCU:Received: " + spaced(f))
             if f[3] == 7:
                 for dpid, typ, s, n in tuya.dp_records(f, 6, len(f) - 1):
@@ -184,7 +184,7 @@ def test_json_mode_subprocess():
         assert o["dir"] == ("mcu" if from_mcu else "module")
         assert o["ver"] == (3 if from_mcu else 0)
         assert o["cmd"] == f[3]
-        assert o["name"] == tuya.CMD_NAMES[f[3]]
+        assert o["name"] == decode.CMD_NAMES[f[3]]
     rep = objs[9]  # the first DP report
     assert rep["name"] == "dp_report" and rep["dir"] == "mcu"
     assert rep["dps"][0] == {"id": 1, "type": "value", "hex": "0001e240", "value": 123456,

@@ -14,7 +14,7 @@ except ImportError:
 
 MAX_DATA = const(1024)  # no real frame of the SPM02 comes near; anything longer is noise
 
-# Commands (names used in logs and by make decode).
+# Commands (their names for people are in tools/decode.py)
 HEARTBEAT = const(0x00)
 PRODUCT = const(0x01)
 MODE = const(0x02)
@@ -30,13 +30,6 @@ REPORT_ACK_ANSWER = const(0x23)
 RSSI = const(0x24)
 NET_STATUS = const(0x2B)
 EXTENDED = const(0x34)
-
-CMD_NAMES = {
-    0x00: "heartbeat", 0x01: "product_info", 0x02: "working_mode", 0x03: "wifi_state",
-    0x04: "wifi_reset", 0x06: "set_dp", 0x07: "dp_report", 0x08: "query_state",
-    0x0E: "wifi_test", 0x1C: "local_time", 0x22: "dp_report_ack", 0x23: "dp_report_acked",
-    0x24: "rssi", 0x2B: "net_status", 0x34: "extended",
-}
 
 # DP types
 T_RAW = const(0)

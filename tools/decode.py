@@ -57,6 +57,15 @@ class Seg:
         self.last = self.pure = False
 
 
+# TuyaMCU command names, for people (the device needs only the numbers)
+CMD_NAMES = {
+    0x00: "heartbeat", 0x01: "product_info", 0x02: "working_mode", 0x03: "wifi_state",
+    0x04: "wifi_reset", 0x06: "set_dp", 0x07: "dp_report", 0x08: "query_state",
+    0x0E: "wifi_test", 0x1C: "local_time", 0x22: "dp_report_ack", 0x23: "dp_report_acked",
+    0x24: "rssi", 0x2B: "net_status", 0x34: "extended",
+}
+
+
 def normalise(line):
     line = _CESC.sub(" 0x", line.translate(_CHARS))
     return _SPACE.sub(" ", line)
@@ -282,7 +291,7 @@ def describe_dp(dpid, dptype, raw, layout):
 
 def describe(f, layout):
     """(JSON object, text) of one frame."""
-    name = tuya.CMD_NAMES.get(f.cmd) or "cmd_0x%02x" % f.cmd
+    name = CMD_NAMES.get(f.cmd) or "cmd_0x%02x" % f.cmd
     e = {"line": f.line, "dir": "mcu" if f.from_mcu else "module", "ver": f.ver,
          "cmd": f.cmd, "name": name, "hex": f.raw.hex(), "data": f.data.hex()}
     arrow = "MCU→module" if f.from_mcu else "module→MCU"
