@@ -276,8 +276,8 @@ class Meter:
         counts (never through floats), for writing to a socket piece by piece."""
         sep = "{"
         for key, v, dec, _ in self.iter_readings():
-            yield '%s"%s":' % (sep, key)  # keys are identifiers from the table
-            yield spm02.fmt(v, dec) if dec is not None else json.dumps(v)
+            # keys are identifiers from the table: no escaping needed
+            yield '%s"%s":%s' % (sep, key, spm02.fmt(v, dec) if dec is not None else json.dumps(v))
             sep = ","
         if self.dps:
             yield sep + '"warnings":'
