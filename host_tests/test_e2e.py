@@ -210,6 +210,22 @@ def test_discovery(v2rig):
         assert by_id["spm02_" + b]["command_topic"] == "~/cmd/" + b
         assert "homeassistant/button/spm02/%s/config" % b in configs
     assert "spm02_report_interval" not in by_id  # not in the v2 layout
+    # Every template renders against the state as Home Assistant's Jinja2 would
+    import jinja2
+    env = jinja2.Environment()
+    env.filters["tojson"] = json.dumps
+    state = json.loads(w.get("spm02/state"))
+    truth = v2rig.sim.truth()
+    for c in by_id.values():
+        if "value_template" in c:
+            out = env.from_string(c["value_template"]).render(value_json=state)
+            assert out not in ("", "None"), (c["unique_id"], c["value_template"])
+    for key in ("voltage_a", "current_c", "power", "energy_forward", "frequency"):
+        out = env.from_string(by_id["spm02_" + key]["value_template"]).render(value_json=state)
+        assert float(out) == truth[key], key
+    assert env.from_string(by_id["spm02_faults"]["value_template"]).render(value_json=state) == "none"
+    missing = env.from_string(v["value_template"]).render(value_json={})
+    assert missing == "None"  # shown as unknown, not a template error
     # Home Assistant restarts: discovery is sent again
     n = w.count("homeassistant/sensor/spm02/voltage_a/config")
     w.publish("homeassistant/status", "online")

@@ -36,7 +36,9 @@ def entities(layout):
             c["value_template"] = "{{ value_json.device_id }}"
             c["entity_category"] = "diagnostic"
         else:
-            c["value_template"] = "{{ value_json.%s }}" % key
+            # get(): a reading not there yet (a derived power factor at 0 A) renders None,
+            # which Home Assistant shows as unknown instead of logging a template error
+            c["value_template"] = "{{ value_json.get('%s') }}" % key
             unit = T.unit_of(key, layout)
             dc, sc, _ = T.UNITS[unit]
             if unit:
