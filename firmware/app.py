@@ -18,6 +18,9 @@ VERSION = "0.1.0"
 
 class App:
     version = VERSION
+    # How long each task may go without beat() before the watchdog gives up on it: its
+    # longest wait (UART: 30 s of backoff; MQTT: 60 s) plus its longest blocking call.
+    WATCH_MS = {"uart": 45000, "mqtt": 2 * 60000 + 10000, "wifi": None}
 
     def __init__(self, cfg, warnings, page_path, config_path="config.json", setup=""):
         self.cfg = cfg
@@ -28,7 +31,7 @@ class App:
         self.node_id = cfg["name"] + ("_" + self.uid if self.uid else "")
         self.mcu = Mcu(cfg["layout"], cfg["wifi_state"])
         self.mcu.link.clock = board.clock
-        self.link = McuLink(self.mcu, self._changed, self._setup_requested)
+        self.link = McuLink(self.mcu, self._setup_requested)
         self.mqtt = Mqtt(self)
         self.http = Http(self, page_path)
         self.wifi = self.led = self.button = self.health = None
@@ -49,9 +52,6 @@ class App:
         self.wifi = Wifi(self.cfg, self.mcu.link, network, self.uid, on_mode=self.led.set)
         self.button = esp32.Button(b["button"], lambda: self.enter_setup("button held"))
         self.health = Health(machine)
-
-    def _changed(self, ev):
-        pass  # MQTT compares meter.seq; the page polls
 
     def _setup_requested(self):
         self.enter_setup("the MCU asked for a Wi-Fi reset")
@@ -128,10 +128,8 @@ class App:
             tasks["mqtt"] = mqtt  # without a broker the task ends at once, and rightly so
         tasks["uart"] = asyncio.create_task(self.link.run(self.cfg["uart"], self.beat))
         if self.health is not None:
-            # how long each may go without beat(): its longest wait plus its longest block
-            limits = {"uart": 10000, "mqtt": 2 * 60000 + 10000, "wifi": None}
             for name in tasks:
-                self.health.watch(name, tasks[name], limits[name])
+                self.health.watch(name, tasks[name], self.WATCH_MS[name])
             asyncio.create_task(self.health.run())
         while True:
             await asyncio.sleep(60)

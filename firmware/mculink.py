@@ -8,7 +8,6 @@ from micropython import const
 
 from firmware import board, log
 from link import EV_ONLINE, EV_OFFLINE, EV_REBOOT, EV_SETUP
-from mcu import EV_CHANGED
 
 RX_BUF = const(256)
 IDLE_MS = const(200)  # a frame that stops arriving for this long was cut short
@@ -16,9 +15,9 @@ TICK_MS = const(10)
 
 
 class McuLink:
-    def __init__(self, mcu, on_change, on_setup=None):
+    def __init__(self, mcu, on_setup=None):
+        # Nobody needs telling when readings change: MQTT and the page compare meter.seq.
         self.mcu = mcu
-        self.on_change = on_change  # called after readings change (end of burst is the caller's)
         self.on_setup = on_setup
         self.connected = False
         self.last_rx = 0
@@ -29,6 +28,8 @@ class McuLink:
         self._beat = beat
         delay = 1
         while True:
+            if beat is not None:
+                beat("uart")  # also while the UART cannot be opened: that is no hang
             try:
                 r, w = await board.open_uart(ucfg)
             except Exception as e:
@@ -63,8 +64,6 @@ class McuLink:
             log.warn("mcu: offline (heartbeats unanswered)")
         if ev & EV_SETUP and self.on_setup:
             self.on_setup()
-        if ev & (EV_CHANGED | EV_ONLINE | EV_OFFLINE | EV_REBOOT):
-            self.on_change(ev)
 
     async def _reader(self, r):
         buf = self._buf

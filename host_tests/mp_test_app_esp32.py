@@ -129,3 +129,31 @@ def test_dead_task_stops_the_watchdog():
         n = app.health.feeds
     assert app.health.failed and "mqtt" in app.health.failed
     assert app.health.feeds == n  # no feed after the failure
+
+
+@isolated
+def test_uart_that_cannot_open_does_not_reset_the_device():
+    # A wrong pin in the config: the firmware keeps running (page, setup) and says why,
+    # rather than the watchdog resetting it over and over.
+    from firmware import esp32
+    app = make_app(ssid="HomeNet")
+    app.health.check_ms = 50
+    app.WATCH_MS = {"uart": 2500, "mqtt": None, "wifi": None}  # retries at 0, 1 and 3 s
+    old = esp32.open_uart
+
+    def broken(ucfg, chip_name=None):
+        raise ValueError("invalid pin")
+    esp32.open_uart = broken
+
+    async def go():
+        t = asyncio.create_task(app.run())
+        await asyncio.sleep_ms(3600)
+        t.cancel()
+    try:
+        asyncio.run(go())
+    except Exception:
+        pass
+    finally:
+        esp32.open_uart = old
+    assert not app.link.connected
+    assert app.health.failed is None and app.health.feeds > 10

@@ -437,7 +437,7 @@ def test_setup_mode_when_the_mcu_asks_for_wifi_reset():
     # the app's hook for EV_SETUP (McuLink on_setup) calls wifi.enter_setup
     mcu = Mcu()
     w, clk = make_wifi(link=mcu.link)
-    ml = McuLink(mcu, lambda ev: None, lambda: w.enter_setup("MCU asked for Wi-Fi reset"))
+    ml = McuLink(mcu, lambda: w.enter_setup("MCU asked for Wi-Fi reset"))
 
     async def script(until):
         await until(lambda: w.connected)
