@@ -181,7 +181,11 @@ class Mqtt:
             return
         if not topic.startswith(self._topic_cmd):
             return
-        name = topic[len(self._topic_cmd):].decode()
+        try:
+            name = topic[len(self._topic_cmd):].decode()
+        except Exception:  # not UTF-8: not one of ours
+            self.commands_bad += 1
+            return
         try:
             with borrow("commands") as commands:
                 res = commands.run(self.app.mcu, name, msg)
@@ -193,3 +197,6 @@ class Mqtt:
         except ValueError as e:
             self.commands_bad += 1
             log.warn("mqtt: cmd %s: bad payload ignored: %s", name, e)
+        except Exception as e:  # whatever else a payload provokes: logged, never the session
+            self.commands_bad += 1
+            log.error("mqtt: cmd %s failed: %r", name, e)
