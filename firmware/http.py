@@ -18,7 +18,8 @@ CHUNK = const(512)
 
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
            405: "Method Not Allowed", 408: "Request Timeout", 413: "Payload Too Large",
-           414: "URI Too Long", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+           414: "URI Too Long", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+           503: "Service Unavailable"}
 
 
 class HttpError(Exception):
@@ -211,6 +212,9 @@ class Http:
                                     json.dumps({"ok": False, "error": "unknown command %s" % name}))
         except ValueError as e:
             return await self._send(w, 400, "application/json", json.dumps({"ok": False, "error": str(e)}))
+        except Exception as e:  # a bug, not the client's fault: say so, keep serving
+            log.error("http: cmd %s failed: %r", name, e)
+            return await self._send(w, 500, "application/json", json.dumps({"ok": False, "error": repr(e)}))
         log.info("http: cmd %s: %s", name, msg)
         await self._send(w, 200, "application/json", json.dumps({"ok": True, "message": msg}))
 
