@@ -119,10 +119,10 @@ class Meter:
             raw = dps.get(6 + k)
             if raw is None or raw.n != 8:
                 continue
-            r = raw.raw
+            r = raw.raw  # the fields one by one: spm02.phase would allocate a tuple
             v = r[0] << 8 | r[1]
-            i = spm02.s24(r[2] << 16 | r[3] << 8 | r[4])
-            p = spm02.s24(r[5] << 16 | r[6] << 8 | r[7])
+            i = spm02.field(r, 2)
+            p = spm02.field(r, 5)
             base = 102 + 3 * k  # v2: voltage, current, power of phase k
             if self._matches(base, base + 1, base + 2, v, i, p):
                 return WHY_V2 << 16 | base

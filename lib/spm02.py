@@ -8,6 +8,7 @@ except ImportError:
         return x
 
 from dptable import FAULTS, ALARMS
+from tuya import be_uint
 
 NEG_LIMIT = const(0x100000)   # no real reading reaches 1048 A or 1048 kW: at or above is negative
 NEG_OFFSET = const(0x19999A)  # zigbee SPM02 firmwares send 0x19999A - |x|
@@ -33,33 +34,33 @@ def s24_encoding(v):
     return "offset" if v <= NEG_OFFSET else "twos"
 
 
+def field(buf, start):
+    """One signed 24-bit field (current or power) of a raw phase DP."""
+    return s24(be_uint(buf, start, 3))
+
+
 def phase(buf, start=0):
     """(voltage in 0.1 V, current in 0.001 A, power in W) from 8 raw bytes."""
-    v = buf[start] << 8 | buf[start + 1]
-    i = buf[start + 2] << 16 | buf[start + 3] << 8 | buf[start + 4]
-    p = buf[start + 5] << 16 | buf[start + 6] << 8 | buf[start + 7]
-    return v, s24(i), s24(p)
+    return be_uint(buf, start, 2), field(buf, start + 2), field(buf, start + 5)
 
 
 def phase_encoding(raw):
     """The negative encoding seen in a raw phase DP, or None when all fields are positive."""
     for k in (2, 5):
-        e = s24_encoding(raw[k] << 16 | raw[k + 1] << 8 | raw[k + 2])
+        e = s24_encoding(be_uint(raw, k, 3))
         if e:
             return e
     return None
 
 
 def fault_names(bits, layout):
-    if bits < 0:  # a bitmap sent as a signed value: read it as 32 unsigned bits
-        bits &= 0xFFFFFFFF
+    """Names of the set bits of a (up to 32-bit) bitmap; a bitmap sent as a signed value
+    reads the same, bit by bit."""
     names = FAULTS.get(layout, {})
     out = []
-    b = 0
-    while bits >> b:
+    for b in range(32):
         if (bits >> b) & 1:
             out.append(names.get(b) or "bit_%d" % b)
-        b += 1
     return out
 
 

@@ -211,11 +211,6 @@ class Capture:
 
     def values(self):
         """meter.values(), or None where lib cannot compute it (reported in lib_errors)."""
-        d = self.meter.dps.get(9)
-        if d is not None and isinstance(d.value(), int) and d.value() < 0:
-            # spm02.fault_names never ends on a negative bitmap (DP 9 sent as a value)
-            self._lib_error("DP 9 = %d: lib cannot compute the state" % d.value())
-            return None
         try:
             return self.meter.values()
         except Exception as e:
