@@ -17,13 +17,28 @@ PORT ?=
 FIRMWARE ?=
 DRY ?=
 
-.PHONY: setup test test-mp test-py decode build run sim deploy flash console bench clean help
+# The 32-bit runtimes (make unix32) are built from a MicroPython v1.28.0 source tree
+MPY_DIR ?=
+export MPY_DIR
+MP32 := $(CURDIR)/.unix32/micropython32
+MP32F := $(CURDIR)/.unix32/micropython32-frozen
+# The interpreter make run uses: MICROPYTHON=<absolute path>, else the PyPI unix port
+MICROPYTHON ?=
+RUN_MP = $(if $(MICROPYTHON),$(MICROPYTHON),$(CURDIR)/$(MP))
+# PyPI's umqtt.simple 1.3.4 goes on the path only for an interpreter without one frozen in:
+# on the 32-bit stock-image runtime the frozen 1.7.0 runs, as on the device.
+HOST_UMQTT = $(shell MICROPYPATH=.frozen $(RUN_MP) -c "import umqtt.simple" >/dev/null 2>&1 || echo ":$(CURDIR)/build/host")
+PORTABLE_TESTS = $$(grep -l '^PORTABLE = True' host_tests/test_*.py) $$(ls host_tests/mp_test_*.py 2>/dev/null)
+TESTPATH := $(MPPATH):$(CURDIR)/host_tests/fakes:$(CURDIR)/host_tests:$(CURDIR)
+
+.PHONY: setup test test-mp test-py test-32 unix32 decode build run sim deploy flash console bench clean help
 
 help:
 	@echo "make setup      venv with the pinned tools, umqtt.simple for the host run"
 	@echo "make test       the whole test suite (MicroPython unix port + pytest)"
 	@echo "make decode [JSON=1] < log   decode TuyaMCU frames found in any text"
-	@echo "make run CONFIG=<file> [HEAPSIZE=<n>]   the firmware in the unix port"
+	@echo "make run CONFIG=<file> [HEAPSIZE=<n>] [MICROPYTHON=<path>]   the firmware in the unix port"
+	@echo "make unix32 MPY_DIR=<MicroPython source>   the 32-bit runtimes (stock image, firmware frozen)"
 	@echo "make sim        firmware + simulated meter + Mosquitto, prints the page URL"
 	@echo "make build      compile lib/ and firmware/ to .mpy in build/, with a size report"
 	@echo "make deploy PORT=<port> [CONFIG=<file>] [DRY=1]   copy build/ to the board"
@@ -45,16 +60,31 @@ $(UMQTT): | $(STAMP)
 # The portable tests (marked PORTABLE = True) run in the MicroPython unix port too;
 # mp_test_*.py (the ESP32 parts, with fakes of machine and network) run only there.
 test-mp: setup
-	MICROPYPATH=$(MPPATH):$(CURDIR)/host_tests/fakes:$(CURDIR)/host_tests:$(CURDIR) $(MP) \
-		host_tests/mp_runner.py $$(grep -l '^PORTABLE = True' host_tests/test_*.py) \
-		$$(ls host_tests/mp_test_*.py 2>/dev/null)
+	MICROPYPATH=$(TESTPATH) $(MP) host_tests/mp_runner.py $(PORTABLE_TESTS)
 
 test-py: setup
 	tools/apt-ensure mosquitto mosquitto
 	tools/apt-ensure chromedriver chromium chromium-driver
 	$(PY) -m pytest -q host_tests
 
-test: test-mp test-py
+# With MPY_DIR: the portable tests and the end-to-end suite again on both 32-bit runtimes
+test-32: setup
+ifeq ($(MPY_DIR),)
+	@echo "micropython32: skipped: MPY_DIR is not set (a MicroPython v1.28.0 source tree with its micropython-lib; .ci/run sets it when ../shared/micropython/src exists)"
+else
+	$(PY) tools/unix32.py
+	MICROPYPATH=$(TESTPATH) $(MP32) host_tests/mp_runner.py --label=micropython32 --note="stock image: asyncio, umqtt.simple 1.7.0 frozen" $(PORTABLE_TESTS)
+	MICROPYPATH=$(TESTPATH) $(MP32F) host_tests/mp_runner.py --label=micropython32 --note="custom image: the firmware frozen too" $(PORTABLE_TESTS)
+	tools/apt-ensure mosquitto mosquitto
+	tools/apt-ensure chromedriver chromium chromium-driver
+	SPM02_MICROPYTHON=$(MP32) $(PY) -m pytest -q -m e2e host_tests
+	SPM02_MICROPYTHON=$(MP32F) $(PY) -m pytest -q -m e2e host_tests
+endif
+
+unix32: setup
+	$(PY) tools/unix32.py
+
+test: test-mp test-py test-32
 
 decode: setup
 	@$(PY) tools/decode.py $(if $(JSON),--json)
@@ -64,8 +94,9 @@ build: setup
 
 # The firmware runs from the build tree: what is tested is what is flashed.
 run: build
-	cd build && MICROPYPATH=.frozen:$(CURDIR)/build/lib:$(CURDIR)/build/host \
-		exec $(CURDIR)/$(MP) $(if $(HEAPSIZE),-X heapsize=$(HEAPSIZE)) main.py $(abspath $(CONFIG))
+	$(if $(filter $(MP32F),$(MICROPYTHON)),@$(PY) tools/unix32.py >/dev/null)
+	cd build && MICROPYPATH=.frozen:$(CURDIR)/build/lib$(HOST_UMQTT) \
+		exec $(RUN_MP) $(if $(HEAPSIZE),-X heapsize=$(HEAPSIZE)) main.py $(abspath $(CONFIG))
 
 deploy: build
 	$(PY) tools/deploy.py deploy --port "$(PORT)" $(if $(CONFIG_GIVEN),--config "$(CONFIG)") $(if $(DRY),--dry-run)

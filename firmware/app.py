@@ -107,7 +107,7 @@ class App:
             yield ',"health":'
             yield json.dumps(self.health.status())
         yield ',"device":'
-        yield json.dumps({"name": self.cfg["name"], "version": VERSION,
+        yield json.dumps({"name": self.cfg["name"], "version": VERSION, "runtime": board.runtime(),
                           "uptime_s": time.ticks_diff(now, self.started) // 1000,
                           "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": self.config_warnings,
                           "http": self.http.status(), "log": log.recent()})

@@ -6,3 +6,17 @@ ROOT = os.path.dirname(HERE)
 for d in (os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools"), HERE, ROOT):
     if d not in sys.path:
         sys.path.insert(0, d)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e: runs the firmware (harness.Firmware); make test-32 runs "
+                                       "these again on the 32-bit runtimes")
+
+
+def pytest_collection_modifyitems(config, items):
+    # The end-to-end suite is every test of a module that runs the firmware
+    import pytest
+    from harness import Firmware
+    for item in items:
+        if getattr(item.module, "Firmware", None) is Firmware:
+            item.add_marker(pytest.mark.e2e)

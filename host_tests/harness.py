@@ -14,6 +14,9 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.path.join(ROOT, "artifacts")
+# The interpreter the firmware runs on (make run MICROPYTHON=...): the PyPI unix port by
+# default; make test-32 sets it to each 32-bit runtime in turn.
+MICROPYTHON = os.environ.get("SPM02_MICROPYTHON", "")
 
 
 def free_port():
@@ -89,7 +92,7 @@ def _connectable(port):
 class Firmware:
     """main.py in the MicroPython unix port, started with `make run`."""
 
-    def __init__(self, uart_port, mqtt_port=None, http_port=None, heapsize=None, **extra):
+    def __init__(self, uart_port, mqtt_port=None, http_port=None, heapsize=None, micropython=None, **extra):
         self.http_port = http_port or free_port()
         self.cfg = {"name": "spm02", "uart": {"url": "tcp://127.0.0.1:%d" % uart_port},
                     "mqtt": {"host": "127.0.0.1" if mqtt_port else "", "port": mqtt_port or 1883},
@@ -100,6 +103,7 @@ class Firmware:
             else:
                 self.cfg[k] = v
         self.heapsize = heapsize
+        self.micropython = MICROPYTHON if micropython is None else micropython
         self.dir = tempfile.mkdtemp(prefix="fw-")
         self.cfg_path = os.path.join(self.dir, "config.json")
         self.log_path = os.path.join(self.dir, "firmware.log")
@@ -111,6 +115,8 @@ class Firmware:
         args = ["make", "-s", "--no-print-directory", "run", "CONFIG=" + self.cfg_path]
         if self.heapsize:
             args.append("HEAPSIZE=%s" % self.heapsize)
+        if self.micropython:
+            args.append("MICROPYTHON=%s" % self.micropython)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

@@ -1,10 +1,20 @@
 # Runs the portable test modules in the MicroPython unix port: every function whose
 # name starts with test_ is called; prints one line per failure and a summary.
-#   micropython host_tests/mp_runner.py host_tests/test_tuya.py ...
+#   micropython host_tests/mp_runner.py [--label=NAME] [--note=TEXT] host_tests/test_tuya.py ...
 import sys
 
 
-def main(paths):
+def main(args):
+    label = "micropython"
+    note = ""
+    paths = []
+    for a in args:
+        if a.startswith("--label="):
+            label = a[8:]
+        elif a.startswith("--note="):
+            note = "  [%s]" % a[7:]
+        else:
+            paths.append(a)
     passed = failed = 0
     for path in paths:
         name = path.split("/")[-1]
@@ -27,7 +37,7 @@ def main(paths):
                 failed += 1
                 print("FAIL %s.%s: %s %s" % (name, attr, type(e).__name__, e))
                 sys.print_exception(e)
-    print("micropython: %d passed, %d failed" % (passed, failed))
+    print("%s: %d passed, %d failed%s" % (label, passed, failed, note))
     return failed
 
 

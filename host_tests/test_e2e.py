@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+import harness
 from harness import Firmware, Mosquitto, MqttWatch, wait_until
 from spm02sim import Simulator, parse_dps
 
@@ -112,6 +113,21 @@ def test_state_equals_simulator_truth(rig, request):
         return s and all(json.loads(s).get(k) == truth[k] for k in truth)
     wait_until(mqtt_ok, 10, what="B/state to equal the truth")
     assert rig.watch.get("spm02/availability") == b"online"
+
+
+def test_runs_on_the_runtime_asked_for(v2rig):
+    """make test-32 runs this suite on the 32-bit runtimes: the firmware must really run
+    there, with the frozen umqtt.simple 1.7.0 and (on the custom-image runtime) frozen code."""
+    v2rig.settled()
+    rt = v2rig.fw.state()["device"]["runtime"]
+    mp = harness.MICROPYTHON
+    if not mp:  # the PyPI unix port: 64-bit, umqtt.simple 1.3.4 from .deps as .mpy
+        assert rt == {"bits": 64, "firmware": "files", "umqtt": "files"}
+    elif mp.endswith("micropython32-frozen"):
+        assert rt == {"bits": 32, "firmware": "frozen", "umqtt": "frozen"}
+    else:
+        assert mp.endswith("micropython32")
+        assert rt == {"bits": 32, "firmware": "files", "umqtt": "frozen"}
 
 
 def test_numbers_are_exact_text(v2rig):

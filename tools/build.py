@@ -44,6 +44,8 @@ def build_dir(src, dst):
     out = []
     for name in sorted(os.listdir(src)):
         path = os.path.join(src, name)
+        if name == "manifest.py":
+            continue  # the freezing manifest (make unix32, make image), not firmware
         if name.endswith(".py"):
             out.append(os.path.join(dst, name[:-3] + ".mpy"))
         elif name.endswith(".html"):
