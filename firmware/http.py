@@ -1,14 +1,25 @@
 # A small HTTP/1.0-style server: one request per connection, everything bounded
 # (connections, request line, headers, body, time), every socket closed on every path.
+#
+# Sockets: an ESP32's lwIP has 10 in all, and at the limit socket() fails, so a flood of
+# HTTP clients must not take MQTT's. The server accepts only while it has a free slot
+# (asyncio's own server accepts everything): at most MAX_CONN clients, plus one more
+# for a moment when a new client pushes out the oldest idle one. Beyond that clients
+# wait in a short listen backlog. Listener + 5 clients + MQTT + DNS/NTP stay under 10.
 import json
+import socket
+import time
 
 import asyncio
+from asyncio import core
 from micropython import const
 
 from firmware import log
 from firmware.borrow import borrow
 
-MAX_CONN = const(4)       # the ESP32 has few sockets: keep some for MQTT
+MAX_CONN = const(4)       # clients being served; one more only while evicting an idle one
+BACKLOG = const(1)        # connections lwIP holds for us while we do not accept
+EVICT_MS = const(200)     # an idle client may be pushed out once it had this long to send
 MAX_HEAD = const(2048)    # request line + headers
 MAX_LINE = const(512)     # request line
 MAX_BODY = const(1024)
@@ -20,6 +31,26 @@ REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
            405: "Method Not Allowed", 408: "Request Timeout", 413: "Payload Too Large",
            414: "URI Too Long", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
            503: "Service Unavailable"}
+
+
+def listen(host, port):
+    """A non-blocking listening socket. Only what lwIP's setsockopt knows (SO_REUSEADDR,
+    its level ignored) and an explicit backlog (lwIP's default is 2)."""
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(socket.getaddrinfo(host, port)[0][-1])
+        s.listen(BACKLOG)
+        s.setblocking(False)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+async def _readable(s):
+    # What asyncio's own server waits on: the listening socket has a client to accept
+    yield core._io_queue.queue_read(s)
 
 
 class HttpError(Exception):
@@ -37,37 +68,68 @@ class Http:
         self.served = 0
         self.rejected = 0
         self.server = None
-        self._waiting = []  # tasks of connections still reading their request
+        self._waiting = []  # [task, accepted at] of clients still sending their request, oldest first
+        self._free = asyncio.Event()  # set when a client's socket is closed
 
     async def run(self):
-        """Listen; if the port cannot be had, say so and try again (never die)."""
+        """Listen; if the port cannot be had, say so and try again (never die). Then
+        accept clients while there is room for them."""
         delay = 1
         while self.server is None:
             try:
-                self.server = await asyncio.start_server(self._conn, self.cfg["host"], self.cfg["port"], 8)
+                self.server = listen(self.cfg["host"], self.cfg["port"])
                 log.info("http: listening on %s:%d", self.cfg["host"], self.cfg["port"])
             except OSError as e:
                 log.error("http: cannot listen on port %d: %r; again in %d s", self.cfg["port"], e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60)
+        s = self.server
+        while True:
+            await self._room()
+            await _readable(s)
+            try:
+                c, addr = s.accept()
+            except OSError as e:  # the client gave up, or no socket left (ENFILE): later
+                log.log("D", "http: accept: %r", e)
+                await asyncio.sleep_ms(100)
+                continue
+            c.setblocking(False)
+            if self.active >= MAX_CONN and self._waiting:
+                # push out the oldest idle client, so idle ones cannot lock out real ones
+                self._waiting.pop(0)[0].cancel()
+            self.active += 1
+            st = asyncio.StreamReader(c)
+            # waiting for its request from now: the age that makes it evictable counts from here
+            self._waiting.append([asyncio.create_task(self._conn(st, st)), time.ticks_ms()])
+
+    async def _room(self):
+        """Until a client may be accepted: under the cap, or at the cap with an idle client
+        that has had EVICT_MS to send its request."""
+        while True:
+            if self.active < MAX_CONN:
+                return
+            if self.active == MAX_CONN and self._waiting:
+                wait = EVICT_MS - time.ticks_diff(time.ticks_ms(), self._waiting[0][1])
+                if wait <= 0:
+                    return
+                await asyncio.sleep_ms(wait)
+                continue
+            self._free.clear()
+            await self._free.wait()
 
     def status(self):
         return {"active": self.active, "served": self.served, "rejected": self.rejected}
 
     async def _conn(self, r, w):
-        self.active += 1
         me = asyncio.current_task()
         try:
-            if self.active > MAX_CONN and not self._evict():
-                self.rejected += 1
-                await self._send(w, 503, "text/plain", "busy\n")
-                return
-            self._waiting.append(me)
             try:
                 method, path, headers, body = await asyncio.wait_for_ms(self._request(r), REQUEST_MS)
             finally:
-                if me in self._waiting:
-                    self._waiting.remove(me)
+                for i, x in enumerate(self._waiting):
+                    if x[0] is me:
+                        self._waiting.pop(i)
+                        break
             await asyncio.wait_for_ms(self._route(w, method, path, headers, body), SEND_MS)
             self.served += 1
         except HttpError as e:
@@ -82,20 +144,13 @@ class Http:
         except Exception as e:
             log.warn("http: %r", e)
         finally:
-            self.active -= 1
             try:
                 w.close()
                 await w.wait_closed()
             except BaseException:
                 pass
-
-    def _evict(self):
-        """At the connection cap: cancel the oldest connection still waiting for its
-        request, so idle clients cannot lock out real ones."""
-        if not self._waiting:
-            return False
-        self._waiting.pop(0).cancel()
-        return True
+            self.active -= 1
+            self._free.set()
 
     async def _reply_error(self, w, status, msg):
         try:

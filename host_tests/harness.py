@@ -92,7 +92,8 @@ def _connectable(port):
 class Firmware:
     """main.py in the MicroPython unix port, started with `make run`."""
 
-    def __init__(self, uart_port, mqtt_port=None, http_port=None, heapsize=None, micropython=None, **extra):
+    def __init__(self, uart_port, mqtt_port=None, http_port=None, heapsize=None, micropython=None,
+                 nofile=None, **extra):
         self.http_port = http_port or free_port()
         self.cfg = {"name": "spm02", "uart": {"url": "tcp://127.0.0.1:%d" % uart_port},
                     "mqtt": {"host": "127.0.0.1" if mqtt_port else "", "port": mqtt_port or 1883},
@@ -104,6 +105,7 @@ class Firmware:
                 self.cfg[k] = v
         self.heapsize = heapsize
         self.micropython = MICROPYTHON if micropython is None else micropython
+        self.nofile = nofile  # a file descriptor limit, to stand in for lwIP's 10 sockets
         self.dir = tempfile.mkdtemp(prefix="fw-")
         self.cfg_path = os.path.join(self.dir, "config.json")
         self.log_path = os.path.join(self.dir, "firmware.log")
@@ -118,8 +120,13 @@ class Firmware:
         if self.micropython:
             args.append("MICROPYTHON=%s" % self.micropython)
         self._log = open(self.log_path, "ab")
+        limit = None
+        if self.nofile:
+            import resource
+            n = self.nofile
+            limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))  # noqa: E731
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=limit)
         if wait:
             wait_until(lambda: self.proc.poll() is not None or _connectable(self.http_port), 20,
                        what="firmware http")
@@ -129,6 +136,28 @@ class Firmware:
     def stop(self):
         _stop(self.proc)
         self.proc = None
+
+    def pid(self):
+        """The MicroPython process (make runs it as its only child)."""
+        def child():
+            try:
+                with open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)) as f:
+                    return [int(x) for x in f.read().split()]
+            except OSError:
+                return []
+        return wait_until(child, 10, what="the firmware process")[0]
+
+    def sockets(self, pid=None):
+        """How many sockets the firmware process holds now."""
+        pid = pid or self.pid()
+        n = 0
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:"):
+                    n += 1
+            except OSError:
+                pass  # closed meanwhile
+        return n
 
     def log(self):
         try:
