@@ -94,7 +94,7 @@ build: setup
 
 # The firmware runs from the build tree: what is tested is what is flashed.
 run: build
-	$(if $(filter $(MP32F),$(MICROPYTHON)),@$(PY) tools/unix32.py >/dev/null)
+	$(if $(and $(MPY_DIR),$(filter $(MP32F),$(MICROPYTHON))),@$(PY) tools/unix32.py >/dev/null)
 	cd build && MICROPYPATH=.frozen:$(CURDIR)/build/lib$(HOST_UMQTT) \
 		exec $(RUN_MP) $(if $(HEAPSIZE),-X heapsize=$(HEAPSIZE)) main.py $(abspath $(CONFIG))
 
