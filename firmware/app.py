@@ -47,6 +47,9 @@ class App:
         from firmware import esp32
         from firmware.wifi import Wifi
         from firmware.health import Health
+        bad = esp32.uart_problem(self.cfg["uart"])
+        if bad:  # on the page and in /api/state; the UART task keeps saying it too
+            self.config_warnings.append(bad)
         b = self.cfg["board"]
         self.led = esp32.Led(b["led"], b["led_invert"])
         self.wifi = Wifi(self.cfg, self.mcu.link, network, self.uid, on_mode=self.led.set)

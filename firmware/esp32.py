@@ -38,8 +38,30 @@ def repl_rx_pin(name=None):
     return 3  # classic ESP32
 
 
+# How many UARTs a chip has (MicroPython's machine.UART ids); the classic ESP32 has 3
+_UARTS = (("C3", 2), ("C2", 2), ("C6", 2), ("S2", 2), ("S3", 3))
+
+
+def uart_problem(ucfg, chip_name=None):
+    """What is wrong with the uart settings on this chip, or None. Pins must be given:
+    a C3's UART1 defaults to RX on GPIO9, the boot pin."""
+    name = chip() if chip_name is None else chip_name
+    n = 3
+    for key, k in _UARTS:
+        if key in name:
+            n = k
+    if not 0 <= ucfg["id"] < n:
+        return "uart.id %d: this chip has UART 0..%d" % (ucfg["id"], n - 1)
+    if ucfg["tx"] < 0 or ucfg["rx"] < 0 or ucfg["tx"] == ucfg["rx"]:
+        return "uart.tx and uart.rx must be two GPIO numbers (got %d and %d)" % (ucfg["tx"], ucfg["rx"])
+    return None
+
+
 def open_uart(ucfg, chip_name=None):
     """(reader, writer) asyncio streams over the UART to the MCU."""
+    bad = uart_problem(ucfg, chip_name)
+    if bad:
+        raise ValueError(bad)
     uid = ucfg["id"]
     kw = {"baudrate": ucfg["baudrate"], "tx": ucfg["tx"], "rx": ucfg["rx"], "timeout": 0}
     if uid != 0:

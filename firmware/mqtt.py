@@ -18,17 +18,44 @@ POLL_MS = const(20)
 BACKOFF_MAX = const(60)
 
 
+class _Sock:
+    """The broker's socket as umqtt.simple sees it. Both versions make it blocking at
+    times (1.7.0's connect() sets timeout None; wait_msg() reads the rest of a packet with
+    setblocking(True)), and a blocking call would stall the whole loop on a broker that
+    goes quiet: here blocking means at most TIMEOUT_S."""
+
+    def __init__(self, s):
+        self.s = s
+        s.settimeout(TIMEOUT_S)
+
+    def settimeout(self, t):
+        self.s.settimeout(TIMEOUT_S if t is None or t > TIMEOUT_S else t)
+
+    def setblocking(self, flag):
+        self.s.settimeout(TIMEOUT_S if flag else 0)
+
+    def connect(self, addr):
+        self.s.connect(addr)
+
+    def read(self, n):
+        return self.s.read(n)
+
+    def write(self, buf, n=-1):
+        return self.s.write(buf) if n < 0 else self.s.write(buf, n)
+
+    def close(self):
+        self.s.close()
+
+
 class _Net:
-    """What umqtt.simple sees as its socket module: sockets with a timeout, and the
-    broker's address as resolved once (getaddrinfo blocks)."""
+    """What umqtt.simple sees as its socket module: sockets that never block for long, and
+    the broker's address as resolved once (getaddrinfo blocks)."""
 
     def __init__(self, addr):
         self.addr = addr
 
     def socket(self, *args):
-        s = socket.socket(*args)
-        s.settimeout(TIMEOUT_S)
-        return s
+        return _Sock(socket.socket(*args))
 
     def getaddrinfo(self, host, port, *args):
         return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", self.addr)]
@@ -119,9 +146,7 @@ class Mqtt:
         while True:
             # what the broker sent, a few messages per turn
             for _ in range(4):
-                op = c.check_msg()
-                c.sock.settimeout(TIMEOUT_S)  # check_msg left the socket blocking
-                if op is None:
+                if c.check_msg() is None:
                     break
             # Available while the meter's MCU answers: stale readings show as unavailable
             online = self.app.mcu.link.online
@@ -145,8 +170,33 @@ class Mqtt:
             await asyncio.sleep_ms(POLL_MS)
 
     def publish_state(self):
-        self.client.publish(self.base + "/state", self.app.mcu.meter.state_json().encode(), True)
+        self.publish_parts(self.base + "/state", self.app.mcu.meter.state_parts, True)
         self.publishes += 1
+
+    def publish_parts(self, topic, parts, retain=False):
+        """A PUBLISH (QoS 0) whose payload is the pieces of text parts() yields, written
+        piece by piece, so that the whole payload is never in memory at once. parts is
+        called twice: once to count the bytes the header needs, then to write them."""
+        n = 0
+        for p in parts():
+            n += len(p.encode())  # bytes, not characters: the meter's strings may be UTF-8
+        t = topic.encode()
+        size = 2 + len(t) + n
+        head = bytearray(7)
+        head[0] = 0x31 if retain else 0x30
+        i = 1
+        while size > 0x7F:
+            head[i] = (size & 0x7F) | 0x80
+            size >>= 7
+            i += 1
+        head[i] = size
+        head[i + 1] = len(t) >> 8
+        head[i + 2] = len(t) & 0xFF
+        sock = self.client.sock
+        sock.write(head, i + 3)
+        sock.write(t)
+        for p in parts():
+            sock.write(p)
 
     async def _discovery(self, layout):
         """Announce every entity of the layout; remove those of another layout."""

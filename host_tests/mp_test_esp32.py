@@ -238,6 +238,28 @@ def test_uart2_on_classic_rx3_disables_ctrl_c():
     assert kbd == [-1]
 
 
+def test_uart_ids_and_pins_per_chip():
+    # C3 (and C2, C6, S2): UART 0 and 1 only; the classic ESP32 and the S3 have UART2 too
+    assert esp32.uart_problem(UCFG, C3) is None
+    u2 = dict(UCFG, id=2)
+    assert esp32.uart_problem(u2, C3) == "uart.id 2: this chip has UART 0..1"
+    assert esp32.uart_problem(u2, "ESP32C2 module with ESP32C2") is not None
+    assert esp32.uart_problem(u2, CLASSIC) is None
+    assert esp32.uart_problem(u2, "ESP32S3 module with ESP32S3") is None
+    assert esp32.uart_problem(dict(UCFG, id=3), CLASSIC) is not None
+    # pins must be given: UART1's default RX on a C3 is GPIO9, the boot pin
+    assert "two GPIO numbers" in esp32.uart_problem(dict(UCFG, rx=-1), C3)
+    assert "two GPIO numbers" in esp32.uart_problem(dict(UCFG, tx=20), C3)
+    # open_uart refuses before touching machine.UART, with the same words
+    fresh()
+    try:
+        esp32.open_uart(u2, C3)
+        assert False, "UART2 opened on a C3"
+    except ValueError as e:
+        assert "UART 0..1" in str(e)
+    assert machine.UART.instances == []
+
+
 def test_uart_streams_carry_frames_with_ctrl_c_bytes():
     fresh()
     hb = tuya.encode(tuya.HEARTBEAT, b"\x01")
