@@ -16,6 +16,8 @@ JSON ?=
 PORT ?=
 FIRMWARE ?=
 DRY ?=
+BOARD ?=
+FROZEN ?=
 
 # The 32-bit runtimes (make unix32) are built from a MicroPython v1.28.0 source tree
 MPY_DIR ?=
@@ -31,7 +33,7 @@ HOST_UMQTT = $(shell MICROPYPATH=.frozen $(RUN_MP) -c "import umqtt.simple" >/de
 PORTABLE_TESTS = $$(grep -l '^PORTABLE = True' host_tests/test_*.py) $$(ls host_tests/mp_test_*.py 2>/dev/null)
 TESTPATH := $(MPPATH):$(CURDIR)/host_tests/fakes:$(CURDIR)/host_tests:$(CURDIR)
 
-.PHONY: setup test test-mp test-py test-32 unix32 decode build run sim deploy flash console bench clean help
+.PHONY: setup test test-mp test-py test-32 unix32 image decode build run sim deploy flash console bench clean help
 
 help:
 	@echo "make setup      venv with the pinned tools, umqtt.simple for the host run"
@@ -41,8 +43,9 @@ help:
 	@echo "make unix32 MPY_DIR=<MicroPython source>   the 32-bit runtimes (stock image, firmware frozen)"
 	@echo "make sim        firmware + simulated meter + Mosquitto, prints the page URL"
 	@echo "make build      compile lib/ and firmware/ to .mpy in build/, with a size report"
-	@echo "make deploy PORT=<port> [CONFIG=<file>] [DRY=1]   copy build/ to the board"
-	@echo "make flash PORT=<port> FIRMWARE=<image.bin> [DRY=1]   write MicroPython with esptool"
+	@echo "make deploy PORT=<port> [CONFIG=<file>] [FROZEN=1] [DRY=1]   copy build/ to the board"
+	@echo "make image BOARD=ESP32_GENERIC_C3|ESP32_GENERIC MPY_DIR=<dir> [DRY=1]   a custom image, firmware frozen"
+	@echo "make flash PORT=<port> FIRMWARE=<image.bin> [DRY=1]   write MicroPython (official or make image's)"
 	@echo "make console PORT=<port>   the board's REPL"
 	@echo "make bench [SOAK=1]   memory, allocation, latency and size figures"
 
@@ -99,7 +102,10 @@ run: build
 		exec $(RUN_MP) $(if $(HEAPSIZE),-X heapsize=$(HEAPSIZE)) main.py $(abspath $(CONFIG))
 
 deploy: build
-	$(PY) tools/deploy.py deploy --port "$(PORT)" $(if $(CONFIG_GIVEN),--config "$(CONFIG)") $(if $(DRY),--dry-run)
+	$(PY) tools/deploy.py deploy --port "$(PORT)" $(if $(CONFIG_GIVEN),--config "$(CONFIG)") $(if $(FROZEN),--frozen) $(if $(DRY),--dry-run)
+
+image: setup
+	$(PY) tools/image.py --board "$(BOARD)" $(if $(DRY),--dry-run)
 
 flash: setup
 	$(PY) tools/deploy.py flash --port "$(PORT)" --firmware "$(FIRMWARE)" $(if $(DRY),--dry-run)
