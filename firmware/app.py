@@ -36,6 +36,10 @@ class App:
         self.http = Http(self, page_path)
         self.wifi = self.led = self.button = self.health = None
         self.setup_reason = ""  # on the host there is no Wi-Fi, so only the reason is kept
+        self.syslog = None
+        if cfg["log"]["syslog"]:
+            from firmware.syslog import Syslog
+            self.syslog = Syslog(cfg["log"]["syslog"], self.node_id)
         if board.ESP32:
             self._esp32()
         if setup:
@@ -113,13 +117,16 @@ class App:
         yield json.dumps({"name": self.cfg["name"], "version": VERSION, "runtime": board.runtime(),
                           "uptime_s": time.ticks_diff(now, self.started) // 1000,
                           "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": self.config_warnings,
-                          "http": self.http.status(), "log": log.recent()})
+                          "http": self.http.status(), "log": log.recent(),
+                          "syslog": self.syslog.status() if self.syslog else None})
         yield "}"
 
     async def run(self):
         for w in self.config_warnings:
             log.warn("config: %s", w)
         asyncio.create_task(self.http.run())
+        if self.syslog is not None:
+            asyncio.create_task(self._syslog())
         tasks = {}
         if self.wifi is not None:
             # Wi-Fi first: the MCU's handshake should hear the real Wi-Fi state
@@ -139,15 +146,35 @@ class App:
             gc.collect()
 
 
+    async def _syslog(self):
+        """Resolve the remote log's address once the network is up (getaddrinfo blocks: once,
+        like MQTT's), send what was logged before, then every line as it is logged."""
+        s = self.syslog
+        while True:
+            if self.wifi is None or self.wifi.connected:
+                if s.resolve():
+                    break
+                log.warn("syslog: cannot resolve %s: %s; again in 60 s", s.host, s.error)
+                await asyncio.sleep(60)
+            else:
+                await asyncio.sleep(1)
+        for line in log.recent():  # kept at log.level already
+            t, level, msg = (line.split(" ", 2) + ["", ""])[:3]
+            s.send(level, msg)
+        log.configure(self.cfg["log"]["level"], s.send)
+        log.info("syslog: sending to %s:%d", s.host, s.port)
+
+
 def _load_config(path):
     # A missing, corrupt or half-written config gives the defaults and setup mode. In a
     # function of its own, so that nothing keeps the portal's code once it returns.
-    with borrow("firmware.portal", "firmware.config") as portal:
+    with borrow("firmware.portal", "firmware.config", "firmware.syslog") as portal:
         return portal.load_config(path)
 
 
 def main(config_path="config.json", page_path="firmware/page.html"):
     cfg, warnings, setup = _load_config(config_path)
+    log.configure(cfg["log"]["level"])
     log.info("spm02 firmware %s starting as %s", VERSION, cfg["name"])
     if cfg["mqtt"]["host"]:
         # Load code before the long-lived objects and compact: code loaded later, between

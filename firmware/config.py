@@ -12,6 +12,7 @@ DEFAULTS = {
     "layout": "auto",
     "wifi_state": 4,
     "board": {"led": -1, "led_invert": False, "button": -1},  # ESP32 pins; -1: none
+    "log": {"syslog": "", "level": "info"},  # syslog: "host:port" for RFC 5424 over UDP
 }
 
 SECRETS = ("password",)
@@ -34,6 +35,14 @@ def _check(path, key, value):
         return "must not contain + or #"
     if key == "url" and value and not value.startswith("tcp://"):
         return "must look like tcp://host:port"
+    if path == "log.level" and value not in ("debug", "info", "warn", "error"):
+        return "must be debug, info, warn or error"
+    if path == "log.syslog" and value:
+        from firmware.syslog import parse_target
+        try:
+            parse_target(value)
+        except ValueError as e:
+            return str(e)
     return None
 
 

@@ -32,7 +32,22 @@ def recent():
     return [x for x in lines if x]
 
 
+LEVELS = "DIWE"
+_least = 1   # index in LEVELS of the least level logged: info
+_sink = None  # sink(level, msg): the remote log, when configured
+
+
+def configure(level="info", sink=None):
+    """log.level (debug|info|warn|error) and where lines go besides the console and ring."""
+    global _least, _sink
+    i = LEVELS.find(level[:1].upper())
+    _least = i if i >= 0 else 1
+    _sink = sink
+
+
 def log(level, msg, *args):
+    if LEVELS.find(level) < _least:
+        return
     if args:
         try:
             msg = msg % args
@@ -43,6 +58,8 @@ def log(level, msg, *args):
     print(line)
     if level != "D":
         _keep(line)
+    if _sink is not None:
+        _sink(level, msg)
 
 
 def info(msg, *args):

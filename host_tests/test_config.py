@@ -44,3 +44,14 @@ def test_secrets_never_in_warnings():
 def test_base_topic_without_wildcards():
     cfg, w = config.parse('{"mqtt": {"base_topic": "meters/#"}}')
     assert cfg["mqtt"]["base_topic"] == "spm02" and "mqtt.base_topic" in w[0]
+
+
+def test_log_settings():
+    cfg, w = config.parse('{"log": {"syslog": "logs.lan:514", "level": "debug"}}')
+    assert w == [] and cfg["log"] == {"syslog": "logs.lan:514", "level": "debug"}
+    assert config.parse(None)[0]["log"] == {"syslog": "", "level": "info"}
+    for bad in ("nonsense", "logs.lan:0", "logs.lan:65536", "logs.lan:x", ":514", "a b:514"):
+        cfg, w = config.parse('{"log": {"syslog": "%s"}}' % bad)
+        assert cfg["log"]["syslog"] == "" and len(w) == 1 and w[0].startswith("log.syslog"), (bad, w)
+    cfg, w = config.parse('{"log": {"level": "verbose"}}')
+    assert cfg["log"]["level"] == "info" and "log.level" in w[0]

@@ -96,7 +96,9 @@ class Sampler:
 def test_flood_holds_few_sockets_and_mqtt_reconnects():
     broker = Mosquitto().start()
     sim = Simulator(layout="v2", port=0, interval=2.0).start()
-    fw = Firmware(sim.port, broker.port, nofile=NOFILE)
+    logs = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # every socket on: the remote log's too
+    logs.bind(("127.0.0.1", 0))
+    fw = Firmware(sim.port, broker.port, nofile=NOFILE, log={"syslog": "127.0.0.1:%d" % logs.getsockname()[1]})
     flood = sampler = watch = None
     try:
         fw.start()
@@ -104,8 +106,9 @@ def test_flood_holds_few_sockets_and_mqtt_reconnects():
         wait_until(lambda: watch.get("spm02/availability") == b"online", 10, what="MQTT online")
         watch.stop()
         watch = None
-        quiet = fw.sockets()  # listener, MQTT, UART
-        assert quiet == 3, quiet
+        wait_until(lambda: fw.state()["device"]["syslog"]["ready"], 10, what="the remote log")
+        quiet = fw.sockets()  # listener, MQTT, syslog, UART
+        assert quiet == 4, quiet
         sampler = Sampler(fw)
         flood = Flood(fw.http_port, 60).start()
         time.sleep(3)
@@ -140,6 +143,7 @@ def test_flood_holds_few_sockets_and_mqtt_reconnects():
         fw.stop()
         sim.stop()
         broker.stop()
+        logs.close()
     assert "Traceback" not in log, log[-3000:]
 
 
