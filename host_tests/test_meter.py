@@ -88,10 +88,11 @@ def test_table_has_one_row_per_dp_per_layout():
     for r in dptable.ROWS:
         assert (r[0], r[1]) not in seen
         seen.add((r[0], r[1]))
-    keys = [r[2] for r in dptable.rows(dptable.V2)]
-    assert len(keys) == len(set(keys))
-    keys = [r[2] for r in dptable.rows(dptable.CLOUD)]
-    assert len(keys) == len(set(keys))
+    for lay in (dptable.V2, dptable.CLOUD, dptable.SPM01):
+        keys = [r[2] for r in dptable.rows(lay)]
+        assert len(keys) == len(set(keys)), dptable.LAYOUTS[lay]
+        ids = [r[0] for r in dptable.rows(lay)]
+        assert len(ids) == len(set(ids)), dptable.LAYOUTS[lay]
     for r in dptable.ROWS:
         assert r[5] in dptable.UNITS or r[5] == ""
 
