@@ -3,9 +3,11 @@
 # map and the layout evidence that tells them apart. Runs under pytest and in the
 # MicroPython unix port.
 from portable import hexb, raises
+import commands
 import dptable as T
 import layout as L
 import spm02
+from mcu import Mcu
 from meter import Meter
 from test_meter import feed, raw_phase, v2_report, cloud_report
 from tuya import encode_dp, T_RAW, T_VALUE, T_BITMAP, T_BOOL
@@ -224,6 +226,36 @@ def test_cloud_dp102_wins_over_dp18_record():
     m = Meter()
     feed(m, cloud_report() + [(18, T_RAW, hexb("08 01 00 1E"))])
     assert m.values()["report_interval"] == 900
+
+
+def online_mcu(recs=(), layout="auto"):
+    m = Mcu(layout)
+    m.link.online = True
+    m.link._hb_due = 10 ** 6
+    if recs:
+        data = b"".join(encode_dp(*r) for r in recs)
+        m.meter.dps_in(data, 0, len(data), 0)
+    return m
+
+
+def test_report_interval_command_rewrites_dp18():
+    m = online_mcu(v2_report() + [(18, T_RAW, hexb("05 01 00 00 08 01 00 1E 09 00 00 05"))])
+    assert commands.run(m, "report_interval", " 60 ") == "report interval 60 s"
+    assert m.link._queue == [(0x06, encode_dp(18, T_RAW, hexb("05 01 00 00 08 01 00 3C 09 00 00 05")))]
+    for bad in ("4", "3601", "abc", "9.5", ""):
+        e = raises(ValueError, commands.run, m, "report_interval", bad)
+        assert "5..3600" in str(e), bad
+    assert len(m.link._queue) == 1
+
+
+def test_report_interval_command_needs_a_setting():
+    m = online_mcu(v2_report() + [(18, T_RAW, hexb("05 01 00 00"))])
+    e = raises(ValueError, commands.run, m, "report_interval", "60")
+    assert "DP 102" in str(e) and "DP 18" in str(e)
+    m = online_mcu(cloud_report() + [(18, T_RAW, hexb("08 01 00 1E"))])
+    commands.run(m, "report_interval", "900")  # the cloud layout keeps DP 102
+    assert m.link._queue == [(0x06, encode_dp(102, T_VALUE, 900))]
+    raises(ValueError, commands.run, m, "report_interval", "60")
 
 
 # --- the owner's dps map ---------------------------------------------------------------
