@@ -67,6 +67,21 @@ def test_shape_changes_with_what_the_meter_sends():
     m = Meter()
     feed(m, v2_report())
     s0, seq = m.shape, m.seq
-    assert s0 == T.V2
+    assert s0 & 3 == T.V2 and not s0 & T.X_REPORT
     feed(m, [(18, T_RAW, b"\x08\x01\x00\x1e")])
-    assert m.shape == T.V2 | T.X_REPORT and m.seq > seq
+    assert m.shape == s0 | T.X_REPORT and m.seq > seq
+
+
+def test_single_phase_announces_common_dps_once_seen():
+    m = Meter()
+    feed(m, spm01_report())  # DPs 1, 2, 6, 9, 18: no 19, 29, 32, 50, 101
+    e = by_id(m.layout, m.user, m.shape)
+    for key in ("power", "frequency", "power_factor", "device_id", "locate"):
+        assert key not in e, key
+    assert "power" in by_id(T.V2) and "locate" in by_id(T.V2)  # three-phase: always
+    feed(m, [(29, T_VALUE, 850), (101, T_BOOL, 0)])
+    e = by_id(m.layout, m.user, m.shape)
+    assert e["power"][1]["device_class"] == "power" and e["locate"][0] == "switch"
+    assert "frequency" not in e
+    ids = discovery.all_object_ids()
+    assert ("sensor", "frequency") in ids and ("switch", "locate") in ids

@@ -93,7 +93,7 @@ def test_meter_power_factor_replaces_the_derived_one():
     assert m.derived_keys() == []
     assert v["power_factor_c"] == 0.96 and v["power_c"] == -675
     assert v["reactive_power_b"] == 100 and v["apparent_power_c"] == 700
-    assert m.shape == T.V2 | T.X_PHASE * 7
+    assert m.shape == T.V2 | T.X_PHASE * 7 | T.X_SEEN << 1  # DP 29 seen
 
 
 def test_evidence_reads_the_v02_fields():

@@ -25,6 +25,13 @@ def _phase(key):
     return -1
 
 
+def _may(r, nph, shape):
+    """False for a common row a single-phase meter has not sent (yet)."""
+    if nph > 1 or r[1] != T.ANY or r[0] not in T.SPM01_MAYBE:
+        return True
+    return shape & (T.X_SEEN << T.SPM01_MAYBE.index(r[0]))
+
+
 def sensor_keys(layout, user=(), shape=0):
     """The keys of the readings a meter of this layout (and shape) can have."""
     nph = T.phases(layout)
@@ -32,7 +39,8 @@ def sensor_keys(layout, user=(), shape=0):
     for r in T.each(layout, user):
         key = r[2]
         if r[6] & (T.F_HIDDEN | T.F_PHASE | T.F_ALARMS) or key == "locating" \
-                or key == "report_interval" or _phase(key) >= nph or key in out:
+                or key == "report_interval" or _phase(key) >= nph or key in out \
+                or not _may(r, nph, shape):
             continue
         out.append(key)
     for k in range(nph):
@@ -86,9 +94,10 @@ def entities(layout, user=(), shape=0):
                             ("clear_energy", "Clear energy counters", "mdi:delete-forever")):
         yield "button", cmd, {"name": name, "icon": icon, "command_topic": "~/cmd/" + cmd,
                               "payload_press": "PRESS"}
-    yield "switch", "locate", {"name": "Locate", "icon": "mdi:map-marker-radius",
-                               "command_topic": "~/cmd/locate", "payload_on": "ON", "payload_off": "OFF",
-                               "value_template": "{{ 'ON' if value_json.locating else 'OFF' }}"}
+    if not single or shape & (T.X_SEEN << T.SPM01_MAYBE.index(101)):  # DP 101 seen
+        yield "switch", "locate", {"name": "Locate", "icon": "mdi:map-marker-radius",
+                                   "command_topic": "~/cmd/locate", "payload_on": "ON", "payload_off": "OFF",
+                                   "value_template": "{{ 'ON' if value_json.locating else 'OFF' }}"}
     if T.row_for_key("report_interval", layout, user) is not None:
         lo, hi = 225, 3600  # the cloud layout's DP 102
     elif shape & T.X_REPORT:

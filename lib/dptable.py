@@ -93,7 +93,11 @@ RAW_PHASE = (6, 7, 8)
 # depend on beyond the layout
 X_PHASE = const(4)     # << phase: raw phase DP in the v01/v02 format (Q, S and PF)
 X_REPORT = const(32)   # DP 18 carries the report interval record
-X_ALL = const(60)
+X_SEEN = const(64)     # << i: DP SPM01_MAYBE[i] seen
+X_ALL = const(2044)
+# DPs of the common rows that a single-phase SPM01 may not have (the reference lists DPs
+# 1, 2, 6, 9, 12 for it): announced on a single-phase meter only once seen
+SPM01_MAYBE = (19, 29, 32, 50, 101)
 
 # Per-phase power factor where neither the layout nor the raw phase DP has one:
 # P / (V * I), marked derived.

@@ -125,6 +125,9 @@ class Meter:
             d = L.raw_phase(self.dps, k, self.user)
             if d is not None and d.n != 8:
                 ext |= X_PHASE << k
+        for i in range(len(T.SPM01_MAYBE)):
+            if T.SPM01_MAYBE[i] in self.dps:
+                ext |= T.X_SEEN << i
         d = self.dps.get(T.REPORT_DP)
         if d is not None and not self._user_has(T.REPORT_DP) \
                 and spm02.report_interval(d.raw, d.n) is not None:
