@@ -109,7 +109,7 @@ def _dps(given, warnings):
         e = given[dp]
         where = "dps.%s" % dp
         err = None
-        if not (0 < len(dp) <= 3 and _digits(dp) and 1 <= int(dp) <= 255):
+        if not (dp.isdigit() and 0 < int(dp) < 256):
             err = "the DP id must be 1..255"
         elif not isinstance(e, dict):
             err = 'must be an object like {"key": "power", "type": "value", "decimals": 0, "unit": "W"}'
@@ -137,18 +137,10 @@ def _dps(given, warnings):
             if k not in ENTRY:
                 warnings.append("%s.%s: unknown setting, ignored" % (where, k))
         if unit not in UNITS:
-            warnings.append("%s: unit %s is not one the table knows (%s): no device class"
-                            % (where, unit, ", ".join(u or '""' for u in UNITS)))
+            warnings.append("%s: unit %s is not one the table knows: no device class" % (where, unit))
         keys.append(key)
         rows.append((int(dp), ANY, key, TYPE_NAMES.index(typ), dec, unit, 0))
     return tuple(rows)
-
-
-def _digits(v):
-    for ch in v:
-        if not "0" <= ch <= "9":
-            return False
-    return True
 
 
 def _identifier(v):

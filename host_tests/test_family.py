@@ -270,7 +270,7 @@ def test_user_rows_extend_and_are_no_cloud_evidence():
     assert v["leakage_current"] == 0.025
     assert m.unit_of("leakage_current") == "A"
     d = [x for x in m.dp_list(0) if x["id"] == 120][0]
-    assert d["key"] == "leakage_current" and d["scaled"] == (25, 3) and d["unit"] == "A"
+    assert d["key"] == "leakage_current" and d["scaled"] == 0.025 and d["unit"] == "A"
 
 
 def test_user_rows_override_by_dp_and_by_key():

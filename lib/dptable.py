@@ -182,10 +182,6 @@ def each(layout, user=()):
             yield r
 
 
-def rows(layout, user=()):
-    return list(each(layout, user))
-
-
 def row(dpid, layout, user=()):
     for r in user:
         if r[0] == dpid:
@@ -204,11 +200,6 @@ def row_for_key(key, layout, user=()):
         if r[2] == key and applies(r[1], layout) and not _claimed(user, r[0], None):
             return r
     return None
-
-
-def dpid_for_key(key, layout, user=()):
-    r = row_for_key(key, layout, user)
-    return r[0] if r else None
 
 
 def unit_of(key, layout, user=()):

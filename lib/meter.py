@@ -322,23 +322,9 @@ class Meter:
     # --- every DP seen -------------------------------------------------------
 
     def dp_list(self, now):
-        """[{id, type, hex, value, key, age_s[, scaled, unit]}] of every DP the meter
-        sent, mapped or not. "scaled" is (count, decimals): see dps_json."""
-        out = []
-        for dpid in sorted(self.dps):
-            d = self.dps[dpid]
-            r = self.row(dpid)
-            v = d.value()
-            if not isinstance(v, (int, str)):
-                v = d.hex()
-            e = {"id": dpid, "type": TYPE_NAMES[d.type] if d.type < 6 else str(d.type),
-                 "hex": d.hex(), "value": v, "key": r[2] if r else None,
-                 "age_s": ticks_diff(now, d.t) // 1000}
-            if r and isinstance(v, int) and d.type == T_VALUE:
-                e["scaled"] = (v, r[4])
-                e["unit"] = r[5]
-            out.append(e)
-        return out
+        """[{id, type, hex, value, key, age_s[, scaled, unit]}] of every DP the meter sent,
+        mapped or not (for tools and tests: the device writes dps_parts)."""
+        return json.loads(self.dps_json(now))
 
     def dps_parts(self, now):
         """dp_list as pieces of JSON text: "[", one object per DP, "]"."""
