@@ -410,20 +410,20 @@ def test_v02_raw_phase_format():
 def test_value_dps_only_v2_log():
     frames = [(mcu(7, b"".join(r)), True) for r in V2_REPORTS if r[0][:1] != b"\x06"]
     last = json.loads(run_tool(openbeken_log(frames), "--json")[0].splitlines()[-1])
-    assert last["layout"] == "v2" and last["layout_reason"].startswith("DP 106 seen and no DP above 110")
+    assert last["layout"] == "v2" and last["layout_reason"] == "DP 106 seen: only the v2 layout has it"
 
 
 def test_config_dps_map(tmp_path):
     cfgf = tmp_path / "config.json"
-    cfgf.write_text(json.dumps({"dps": {"120": {"key": "leakage_current", "type": "value", "decimals": 3,
+    cfgf.write_text(json.dumps({"dps": {"121": {"key": "leakage_current", "type": "value", "decimals": 3,
                                                 "unit": "A"}, "0": {"key": "bad"}}}))
-    frames = [(mcu(7, b"".join(r)), True) for r in V2_REPORTS] + [(mcu(7, dp(120, T_VALUE, 25)), True)]
+    frames = [(mcu(7, b"".join(r)), True) for r in V2_REPORTS] + [(mcu(7, dp(121, T_VALUE, 25)), True)]
     out, err = run_tool(openbeken_log(frames), "--config", str(cfgf))
-    assert "DP 120 value leakage_current=25 (0.025 A)" in out
+    assert "DP 121 value leakage_current=25 (0.025 A)" in out
     assert "(with 1 DP from the config's dps map)" in out and "layout: v2" in out
     assert "config: dps.0:" in err
-    out, _ = run_tool(openbeken_log(frames))  # without the map DP 120 says cloud
-    assert "layout: cloud (DP 120 seen" in out
+    out, _ = run_tool(openbeken_log(frames))  # without the map DP 121 says cloud
+    assert "layout: cloud (DP 121 seen: only the cloud layout has DPs 112..130)" in out
 
 
 # ------------------------------------------------------------------ broken input

@@ -202,7 +202,7 @@ def test_v2_meter_with_value_dps_only():
         truth, values = r.settled()
         st = r.fw.state()
         assert st["mcu"]["layout"] == "v2"
-        assert st["mcu"]["layout_reason"].startswith("DP 106 seen and no DP above 110")
+        assert st["mcu"]["layout_reason"] == "DP 106 seen: only the v2 layout has it"
         assert not {6, 7, 8} & {d["id"] for d in st["dps"]}
         assert values["warnings"] == []
     finally:

@@ -14,7 +14,7 @@ from tuya import encode_dp, T_RAW, T_VALUE, T_BITMAP, T_BOOL
 
 PORTABLE = True
 
-LEAK = (120, T.ANY, "leakage_current", T_VALUE, 3, "A", 0)
+LEAK = (113, T.ANY, "leakage_current", T_VALUE, 3, "A", 0)  # DP 113: cloud current_b
 REF_V02 = "02 0F 08 FC 00 0B B8 00 02 A3 00 00 64 00 02 BC 60 02"
 
 
@@ -162,7 +162,7 @@ def test_v2_meter_with_value_dps_only():
     m = Meter()
     feed(m, [r for r in v2_report() if r[0] not in (6, 7, 8)])
     assert m.layout_name() == "v2"
-    assert m.layout_reason == "DP 106 seen and no DP above 110: only the v2 layout has DPs 106 and 107"
+    assert m.layout_reason == "DP 106 seen: only the v2 layout has it"
     v = m.values()
     assert v["voltage_c"] == 233.0 and v["warnings"] == []
     assert m.derived_keys() == ["power_factor_a", "power_factor_b", "power_factor_c"]
@@ -172,6 +172,19 @@ def test_cloud_still_decided_by_high_dps():
     m = Meter()
     feed(m, [r for r in cloud_report() if r[0] not in (6, 7, 8)])
     assert m.layout_name() == "cloud" and m.layout_reason.startswith("DP 112 seen")
+
+
+def test_evidence_dp_sets_come_from_the_table():
+    assert L.ONLY[T.V2] == (106, 107) and L.ONLY[T.SPM01] == (2,)
+    assert L.CLOUD_SPAN[0] == 112 and L.CLOUD_SPAN[-1] == 130
+    assert L.PHASE_IDS[T.CLOUD][0] == (103, 104, 105) and L.PHASE_IDS[T.V2][2] == (108, 109, 110)
+    m = Meter()
+    feed(m, [(115, T_VALUE, 1)])  # not in the table, but in the cloud model's span
+    assert m.layout_name() == "cloud"
+    assert m.layout_reason == "DP 115 seen: only the cloud layout has DPs 112..130"
+    m = Meter()
+    feed(m, [(111, T_VALUE, 1)])  # "DPs 112 and up mean cloud"
+    assert m.layout_name() == "v2" and m.layout_reason.startswith("default")
 
 
 def test_forced_spm01_shows_phase_a_and_warns_on_three_phases():
@@ -194,7 +207,7 @@ def test_evidence_and_detection_allocate_nothing():
                                                                   (104, T_VALUE, -675)],
                  [r for r in v2_report() if r[0] not in (6, 7, 8)], cloud_report()):
         m = Meter(user=(LEAK,))
-        feed(m, recs + [(120, T_VALUE, 1)])
+        feed(m, recs + [(113, T_VALUE, 1)])
         why = L.evidence(m.dps, m.user)
         gc.collect()
         gc.disable()
@@ -205,7 +218,7 @@ def test_evidence_and_detection_allocate_nothing():
         b = gc.mem_alloc()
         gc.enable()
         assert b - a == 0, (recs[0], b - a)
-        assert why >> 16 in (L.WHY_SINGLE, L.WHY_V2, L.WHY_V2_ONLY, L.WHY_HIGH)
+        assert why >> 16 in (L.WHY_SINGLE, L.WHY_MATCH, L.WHY_ONLY, L.WHY_HIGH)
 
 
 # --- DP 18 record 0x08 --------------------------------------------------------------
@@ -262,14 +275,14 @@ def test_report_interval_command_needs_a_setting():
 
 def test_user_rows_extend_and_are_no_cloud_evidence():
     m = Meter(user=(LEAK,))
-    feed(m, v2_report() + [(120, T_VALUE, 25)])
-    assert m.layout_name() == "v2"  # DP 120 is the owner's, not the cloud layout's
+    feed(m, v2_report() + [(113, T_VALUE, 25)])
+    assert m.layout_name() == "v2"  # DP 113 is the owner's, not the cloud layout's
     assert m.layout_reason == "DP 102, 103, 104 equal the voltage, current and power inside raw DP 6" \
                               " (with 1 DP from the config's dps map)"
     v = m.values()
     assert v["leakage_current"] == 0.025
     assert m.unit_of("leakage_current") == "A"
-    d = [x for x in m.dp_list(0) if x["id"] == 120][0]
+    d = [x for x in m.dp_list(0) if x["id"] == 113][0]
     assert d["key"] == "leakage_current" and d["scaled"] == 0.025 and d["unit"] == "A"
 
 

@@ -72,7 +72,7 @@ def test_user_keys_and_polls():
     import dptable as T
     from tuya import T_VALUE
     m = Meter(user=(LEAK, (141, T.ANY, "temp", T_VALUE, 1, "degC", 0)))
-    feed(m, v2_report() + [(120, T_VALUE, 25), (141, T_VALUE, 215)])
+    feed(m, v2_report() + [(113, T_VALUE, 25), (141, T_VALUE, 215)])
     t = text(m, {"online": True, "frames_rx": 1, "frames_tx": 1, "errors": {}, "last_report_s": None,
                  "polls": 4})
     assert "spm02_leakage_current_amperes 0.025\n" in t

@@ -1,36 +1,75 @@
 # Which DP layout a meter speaks, decided from what it sends: the evidence in the DPs
-# seen (ranked), the product key as a hint, and the reason in words. The table's rows
-# say what each layout means; this module only says which one applies.
+# seen (ranked), the product key as a hint, and the reason in words. The DP ids it looks
+# at come from the table (dptable.ROWS): a new layout's rows are new evidence.
 #
-# Evidence runs on every changed report, so it allocates nothing: it walks fixed DP
-# ranges and reads raw phase fields in place.
+# Evidence runs on every changed report, so it allocates nothing: it walks tuples of DP
+# ids made once at import and reads raw phase fields in place.
 try:
     from micropython import const
 except ImportError:
     def const(x):
         return x
 
-from dptable import V2, CLOUD, SPM01, LAYOUTS, PRODUCT_HINTS
-from spm02 import phase_field, phase_format, PH_V, PH_I, PH_P
+from dptable import V2, CLOUD, SPM01, ANY, ROWS, LAYOUTS, PRODUCT_HINTS, PHASE_FIELDS, row_for_key, phases
+from spm02 import phase_field, phase_format
 from tuya import T_RAW, T_VALUE
 
-# Why a layout was chosen: kind << 16 | detail (the deciding DP; for WHY_HINT the
-# layout; for WHY_SINGLE a bit set: 1 raw DP 6 seen, 2 value DPs 102..104 seen)
+# Why a layout was chosen: kind << 16 | detail
 WHY_DEFAULT = const(0)
 WHY_FORCED = const(1)
-WHY_HINT = const(2)
-WHY_THREE = const(3)    # a DP of phase B or C: not single-phase, nothing more
-WHY_SINGLE = const(4)   # phase A only, and DP 2 (reverse energy of the SPM01)
-WHY_V2_ONLY = const(5)  # DP 106/107: only the v2 layout has them
-WHY_V2 = const(6)       # value DPs equal the readings inside a raw phase DP
-WHY_CLOUD = const(7)
-WHY_HIGH = const(8)     # a DP above 110: only the cloud layout has them
-_LAYOUT = (V2, None, None, V2, SPM01, V2, V2, CLOUD, CLOUD)
+WHY_HINT = const(2)     # detail: the layout
+WHY_THREE = const(3)    # a DP of phase B or C: not single-phase, nothing more; detail: the DP
+WHY_SINGLE = const(4)   # phase A only, and a DP only the SPM01 has; detail: 1 raw, 2 values seen
+WHY_ONLY = const(5)     # a DP only one three-phase layout has; detail: layout << 8 | DP
+WHY_MATCH = const(6)    # a layout's V, I, P DPs equal a raw phase DP; detail: layout << 4 | phase
+WHY_HIGH = const(7)     # as WHY_ONLY, for the cloud layout's DPs: checked first
+
+
+def _ids(lay):
+    return set(r[0] for r in ROWS if r[1] == ANY or r[1] >> lay & 1)
+
+
+def _others(lay):
+    out = set()
+    for o in (V2, CLOUD, SPM01):
+        if o != lay:
+            out |= _ids(o)
+    return out
+
+
+def _only(lay):
+    """DPs of a layout's rows that no row of another layout (or of all) has."""
+    return tuple(sorted(_ids(lay) - _others(lay)))
+
+
+def _phase_ids(lay):
+    """((V, I, P) DP ids of phase A, B, ...) of a layout's value DPs."""
+    return tuple(tuple(row_for_key(PHASE_FIELDS[j][0] + "abc"[k], lay)[0] for j in range(3))
+                 for k in range(phases(lay)))
+
+
+ONLY = {lay: _only(lay) for lay in (V2, CLOUD, SPM01)}
+# The cloud model has more DPs than the table lists: any DP in the span of its own ones
+# (112..130) that no other layout has is the cloud layout's
+_c = ONLY[CLOUD]
+CLOUD_SPAN = tuple(d for d in range(_c[0], _c[-1] + 1) if d not in _others(CLOUD))
+PHASE_IDS = {lay: _phase_ids(lay) for lay in (V2, CLOUD, SPM01)}
+# DPs of a phase B or C in any layout (raw or value): no single-phase meter sends them
+BEYOND = tuple(sorted(set(r[0] for r in ROWS if r[2][-2:] in ("_b", "_c"))))
+RAW_A = row_for_key("phase_a", V2)[0]
+_THREE = (V2, CLOUD)  # the three-phase layouts, as a tuple made once
 
 
 def layout_of(why):
     kind = why >> 16
-    return why & 0xFFFF if kind == WHY_HINT else _LAYOUT[kind]
+    d = why & 0xFFFF
+    if kind == WHY_HINT:
+        return d
+    if kind == WHY_ONLY or kind == WHY_HIGH:
+        return d >> 8
+    if kind == WHY_MATCH:
+        return d >> 4
+    return SPM01 if kind == WHY_SINGLE else V2
 
 
 def decided(why):
@@ -61,7 +100,7 @@ def _count(dps, dpid, user):
 
 def raw_phase(dps, k, user=()):
     """The raw phase DP of phase k (0..2) when it is in a known format, else None."""
-    d = _dp(dps, 6 + k, T_RAW, user)
+    d = _dp(dps, RAW_A + k, T_RAW, user)
     return d if d is not None and phase_format(d.raw, d.n) else None
 
 
@@ -69,37 +108,34 @@ def _near(a, b):
     return abs(a - b) <= max(2, abs(b) // 50)
 
 
-def _matches(dps, user, base, raw):
-    r, n = raw.raw, raw.n
-    for j in range(3):  # voltage, current, power at base, base + 1, base + 2
-        c = _count(dps, base + j, user)
-        if c is None or not _near(c, phase_field(r, n, j)):
+def _matches(dps, user, ids, raw):
+    for j in range(3):  # voltage, current, power
+        c = _count(dps, ids[j], user)
+        if c is None or not _near(c, phase_field(raw.raw, raw.n, j)):
             return False
     return True
+
+
+def _seen(dps, ids, user):
+    """The first of ids the meter sent (and the owner's map does not claim), or 0."""
+    for d in ids:
+        if d in dps and not _mapped(user, d):
+            return d
+    return 0
 
 
 def evidence(dps, user=()):
     """Why the DPs themselves point to a layout, as WHY_* << 16 | detail, or 0. DPs the
     owner's map claims are no evidence: the owner said what they are."""
-    for d in range(111, 131):
-        if d in dps and not _mapped(user, d):
-            return WHY_HIGH << 16 | d
-    beyond = 0  # a DP no single-phase meter sends: raw phase B/C, value DPs 105..110
-    for d in range(105, 111):
-        if _count(dps, d, user) is not None:
-            beyond = d
-            break
-    if not beyond:
-        for d in (7, 8):
-            if raw_phase(dps, d - 6, user) is not None:
-                beyond = d
-                break
-    if not beyond and _count(dps, 2, user) is not None:
-        seen = 0
-        if raw_phase(dps, 0, user) is not None:
-            seen = 1
-        if _count(dps, 102, user) is not None and _count(dps, 103, user) is not None \
-                and _count(dps, 104, user) is not None:
+    d = _seen(dps, CLOUD_SPAN, user)
+    if d:
+        return WHY_HIGH << 16 | CLOUD << 8 | d
+    beyond = _seen(dps, BEYOND, user)
+    if not beyond and _seen(dps, ONLY[SPM01], user):
+        seen = 1 if raw_phase(dps, 0, user) is not None else 0
+        ids = PHASE_IDS[SPM01][0]
+        if _count(dps, ids[0], user) is not None and _count(dps, ids[1], user) is not None \
+                and _count(dps, ids[2], user) is not None:
             seen |= 2
         if seen:
             return WHY_SINGLE << 16 | seen
@@ -107,14 +143,13 @@ def evidence(dps, user=()):
         raw = raw_phase(dps, k, user)
         if raw is None:
             continue
-        if _matches(dps, user, 102 + 3 * k, raw):  # v2: V, I, P of phase k
-            return WHY_V2 << 16 | (102 + 3 * k)
-        if _matches(dps, user, 103 + 9 * k, raw):  # cloud: V, I, P of phase k
-            return WHY_CLOUD << 16 | (103 + 9 * k)
+        for lay in _THREE:
+            if _matches(dps, user, PHASE_IDS[lay][k], raw):
+                return WHY_MATCH << 16 | lay << 4 | k
     if beyond:
-        for d in (106, 107):
-            if _count(dps, d, user) is not None:
-                return WHY_V2_ONLY << 16 | d
+        d = _seen(dps, ONLY[V2], user)
+        if d:
+            return WHY_ONLY << 16 | V2 << 8 | d
         return WHY_THREE << 16 | beyond
     return 0
 
@@ -147,15 +182,18 @@ def reason(why, product_key=None, user_n=0):
     kind = why >> 16
     d = why & 0xFFFF
     if kind == WHY_HIGH:
-        s = "DP %d seen: only the cloud layout has DPs above 110" % d
-    elif kind == WHY_V2 or kind == WHY_CLOUD:
-        s = ("DP %d, %d, %d equal the voltage, current and power inside raw DP %d"
-             % (d, d + 1, d + 2, 6 + (d - 102) // 3 if kind == WHY_V2 else 6 + (d - 103) // 9))
-    elif kind == WHY_V2_ONLY:
-        s = "DP %d seen and no DP above 110: only the v2 layout has DPs 106 and 107" % d
+        s = "DP %d seen: only the cloud layout has DPs %d..%d" % (d & 0xFF, CLOUD_SPAN[0], CLOUD_SPAN[-1])
+    elif kind == WHY_ONLY:
+        s = "DP %d seen: only the %s layout has it" % (d & 0xFF, LAYOUTS[d >> 8])
+    elif kind == WHY_MATCH:
+        ids = PHASE_IDS[d >> 4][d & 15]
+        s = "DP %d, %d, %d equal the voltage, current and power inside raw DP %d" % (
+            ids[0], ids[1], ids[2], RAW_A + (d & 15))
     elif kind == WHY_SINGLE:
-        s = "only %s seen for the phases, DP 2 present: single-phase" % (
-            ("raw DP 6", "DPs 102..104", "raw DP 6 and DPs 102..104")[d - 1])
+        ids = PHASE_IDS[SPM01][0]
+        s = "only %s seen for the phases, DP %d present: single-phase" % (
+            ("raw DP %d" % RAW_A, "DPs %d..%d" % (ids[0], ids[2]),
+             "raw DP %d and DPs %d..%d" % (RAW_A, ids[0], ids[2]))[d - 1], ONLY[SPM01][0])
     elif kind == WHY_THREE:
         s = "DP %d seen: more than one phase, nothing more yet" % d
     elif kind == WHY_HINT:
@@ -167,7 +205,3 @@ def reason(why, product_key=None, user_n=0):
     if user_n:
         s += " (with %d DP%s from the config's dps map)" % (user_n, "" if user_n == 1 else "s")
     return s
-
-
-def name(layout):
-    return LAYOUTS[layout]
