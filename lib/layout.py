@@ -58,6 +58,7 @@ PHASE_IDS = {lay: _phase_ids(lay) for lay in (V2, CLOUD, SPM01)}
 BEYOND = tuple(sorted(set(r[0] for r in ROWS if r[2][-2:] in ("_b", "_c"))))
 RAW_A = row_for_key("phase_a", V2)[0]
 _THREE = (V2, CLOUD)  # the three-phase layouts, as a tuple made once
+del _c, _ids, _others, _only, _phase_ids  # needed once: their code leaves the heap
 
 
 def layout_of(why):
