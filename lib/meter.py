@@ -22,9 +22,6 @@ from ticks import diff as ticks_diff
 PHASES = ("a", "b", "c")
 RAW_PHASE = T.RAW_PHASE
 
-X_PHASE = T.X_PHASE
-X_REPORT = T.X_REPORT
-
 
 class Dp:
     """One DP as last reported."""
@@ -56,7 +53,7 @@ class Meter:
         self.product_key = None
         self.neg_encoding = None  # seen in a raw phase DP: "offset" or "twos"
         self.bad_records = 0
-        # What discovery announces depends on: the layout | X_* extras
+        # What discovery announces depends on: the layout | dptable's X_* extras
         self.shape = T.V2
         if self.setting != "auto":
             self.layout = T.layout_code(self.setting)
@@ -124,14 +121,14 @@ class Meter:
         for k in range(T.phases(self.layout)):
             d = L.raw_phase(self.dps, k, self.user)
             if d is not None and d.n != 8:
-                ext |= X_PHASE << k
+                ext |= T.X_PHASE << k
         for i in range(len(T.SPM01_MAYBE)):
             if T.SPM01_MAYBE[i] in self.dps:
                 ext |= T.X_SEEN << i
         d = self.dps.get(T.REPORT_DP)
         if d is not None and not self._user_has(T.REPORT_DP) \
                 and spm02.report_interval(d.raw, d.n) is not None:
-            ext |= X_REPORT
+            ext |= T.X_REPORT
         shape = self.layout | ext
         if shape != self.shape:
             self.shape = shape
