@@ -10,7 +10,8 @@ except ImportError:
     def const(x):
         return x
 
-from dptable import V2, CLOUD, SPM01, ANY, ROWS, LAYOUTS, PRODUCT_HINTS, PHASE_FIELDS, row_for_key, phases
+import dptable as T
+from dptable import V2, CLOUD, SPM01
 from spm02 import phase_field, phase_format
 from tuya import T_RAW, T_VALUE
 
@@ -26,7 +27,7 @@ WHY_HIGH = const(7)     # as WHY_ONLY, for the cloud layout's DPs: checked first
 
 
 def _ids(lay):
-    return set(r[0] for r in ROWS if r[1] == ANY or r[1] >> lay & 1)
+    return set(r[0] for r in T.ROWS if T.applies(r[1], lay))
 
 
 def _others(lay):
@@ -43,20 +44,21 @@ def _only(lay):
 
 
 def _phase_ids(lay):
-    """((V, I, P) DP ids of phase A, B, ...) of a layout's value DPs."""
-    return tuple(tuple(row_for_key(PHASE_FIELDS[j][0] + "abc"[k], lay)[0] for j in range(3))
-                 for k in range(phases(lay)))
+    """The V, I, P DP ids of phase A, then B, ... of a layout's value DPs, in one tuple."""
+    return tuple(T.row_for_key(T.PHASE_FIELDS[j][0] + "abc"[k], lay)[0]
+                 for k in range(T.phases(lay)) for j in range(3))
 
 
-ONLY = {lay: _only(lay) for lay in (V2, CLOUD, SPM01)}
+# Indexed by layout code (0: none)
+ONLY = ((),) + tuple(_only(lay) for lay in (V2, CLOUD, SPM01))
 # The cloud model has more DPs than the table lists: any DP in the span of its own ones
 # (112..130) that no other layout has is the cloud layout's
 _c = ONLY[CLOUD]
 CLOUD_SPAN = tuple(d for d in range(_c[0], _c[-1] + 1) if d not in _others(CLOUD))
-PHASE_IDS = {lay: _phase_ids(lay) for lay in (V2, CLOUD, SPM01)}
+PHASE_IDS = ((),) + tuple(_phase_ids(lay) for lay in (V2, CLOUD, SPM01))
 # DPs of a phase B or C in any layout (raw or value): no single-phase meter sends them
-BEYOND = tuple(sorted(set(r[0] for r in ROWS if r[2][-2:] in ("_b", "_c"))))
-RAW_A = row_for_key("phase_a", V2)[0]
+BEYOND = tuple(sorted(set(r[0] for r in T.ROWS if r[2][-2:] in ("_b", "_c"))))
+RAW_A = T.row_for_key("phase_a", V2)[0]
 _THREE = (V2, CLOUD)  # the three-phase layouts, as a tuple made once
 del _c, _ids, _others, _only, _phase_ids  # needed once: their code leaves the heap
 
@@ -109,9 +111,9 @@ def _near(a, b):
     return abs(a - b) <= max(2, abs(b) // 50)
 
 
-def _matches(dps, user, ids, raw):
-    for j in range(3):  # voltage, current, power
-        c = _count(dps, ids[j], user)
+def _matches(dps, user, ids, at, raw):
+    for j in range(3):  # voltage, current, power: ids[at], ids[at + 1], ids[at + 2]
+        c = _count(dps, ids[at + j], user)
         if c is None or not _near(c, phase_field(raw.raw, raw.n, j)):
             return False
     return True
@@ -134,7 +136,7 @@ def evidence(dps, user=()):
     beyond = _seen(dps, BEYOND, user)
     if not beyond and _seen(dps, ONLY[SPM01], user):
         seen = 1 if raw_phase(dps, 0, user) is not None else 0
-        ids = PHASE_IDS[SPM01][0]
+        ids = PHASE_IDS[SPM01]
         if _count(dps, ids[0], user) is not None and _count(dps, ids[1], user) is not None \
                 and _count(dps, ids[2], user) is not None:
             seen |= 2
@@ -145,7 +147,7 @@ def evidence(dps, user=()):
         if raw is None:
             continue
         for lay in _THREE:
-            if _matches(dps, user, PHASE_IDS[lay][k], raw):
+            if _matches(dps, user, PHASE_IDS[lay], 3 * k, raw):
                 return WHY_MATCH << 16 | lay << 4 | k
     if beyond:
         d = _seen(dps, ONLY[V2], user)
@@ -159,7 +161,7 @@ def hint(product_key):
     """The layout a product key suggests, or None."""
     if not isinstance(product_key, str):
         return None
-    h = PRODUCT_HINTS.get(product_key)
+    h = T.PRODUCT_HINTS.get(product_key)
     if h is None and "g5n4t0" in product_key:
         h = CLOUD
     return h
@@ -185,13 +187,14 @@ def reason(why, product_key=None, user_n=0):
     if kind == WHY_HIGH:
         s = "DP %d seen: only the cloud layout has DPs %d..%d" % (d & 0xFF, CLOUD_SPAN[0], CLOUD_SPAN[-1])
     elif kind == WHY_ONLY:
-        s = "DP %d seen: only the %s layout has it" % (d & 0xFF, LAYOUTS[d >> 8])
+        s = "DP %d seen: only the %s layout has it" % (d & 0xFF, T.LAYOUTS[d >> 8])
     elif kind == WHY_MATCH:
-        ids = PHASE_IDS[d >> 4][d & 15]
+        ids = PHASE_IDS[d >> 4]
+        k = d & 15
         s = "DP %d, %d, %d equal the voltage, current and power inside raw DP %d" % (
-            ids[0], ids[1], ids[2], RAW_A + (d & 15))
+            ids[3 * k], ids[3 * k + 1], ids[3 * k + 2], RAW_A + k)
     elif kind == WHY_SINGLE:
-        ids = PHASE_IDS[SPM01][0]
+        ids = PHASE_IDS[SPM01]
         s = "only %s seen for the phases, DP %d present: single-phase" % (
             ("raw DP %d" % RAW_A, "DPs %d..%d" % (ids[0], ids[2]),
              "raw DP %d and DPs %d..%d" % (RAW_A, ids[0], ids[2]))[d - 1], ONLY[SPM01][0])
