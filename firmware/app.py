@@ -29,7 +29,7 @@ class App:
         self.started = time.ticks_ms()
         self.uid = board.unique_id()
         self.node_id = cfg["name"] + ("_" + self.uid if self.uid else "")
-        self.mcu = Mcu(cfg["layout"], cfg["wifi_state"])
+        self.mcu = Mcu(cfg["layout"], cfg["wifi_state"], cfg["mcu"]["poll_s"], cfg["dps"])
         self.mcu.link.clock = board.clock
         self.link = McuLink(self.mcu, self._setup_requested)
         self.mqtt = Mqtt(self)

@@ -11,6 +11,8 @@ DEFAULTS = {
     "http": {"port": 80, "password": "", "host": "0.0.0.0"},
     "layout": "auto",
     "wifi_state": 4,
+    "mcu": {"poll_s": 30},  # ask (0x08) when the meter sent no report for this long; 0: never
+    "dps": {},  # the owner's DP map: checked by _dps, becomes rows of the DP table
     "board": {"led": -1, "led_invert": False, "button": -1},  # ESP32 pins; -1: none
     "log": {"syslog": "", "level": "info"},  # syslog: "host:port" for RFC 5424 over UDP
 }
@@ -25,8 +27,10 @@ def _check(path, key, value):
         return "must be a port number 1..65535"
     if key == "baudrate" and value not in BAUDS:
         return "must be one of %s" % (BAUDS,)
-    if path == "layout" and value not in ("auto", "v2", "cloud"):
-        return "must be auto, v2 or cloud"
+    if path == "layout" and value not in ("auto", "v2", "cloud", "spm01"):
+        return "must be auto, v2, cloud or spm01"
+    if path == "mcu.poll_s" and not 0 <= value <= 3600:
+        return "must be 0 (never) or 1..3600 seconds"
     if path == "wifi_state" and value not in (0, 1, 2, 3, 4):
         return "must be 0..4"
     if path == "name" and not _safe_name(value):
@@ -64,6 +68,9 @@ def _merge(defaults, given, prefix, warnings):
     for key in defaults:
         d = defaults[key]
         path = prefix + key
+        if path == "dps":
+            out[key] = _dps(given.get(key, {}), warnings)
+            continue
         if key not in given:
             out[key] = d if not isinstance(d, dict) else _merge(d, None, path + ".", warnings)
             continue
@@ -86,6 +93,72 @@ def _merge(defaults, given, prefix, warnings):
         if key not in defaults:
             warnings.append("%s%s: unknown setting, ignored" % (prefix, key))
     return out
+
+
+# Keys a dps entry may not take: readings the firmware computes, and /metrics families
+# of its own that a unitless key would collide with.
+RESERVED = ("warnings", "alarms", "faults", "faults_raw", "derived", "faults_bitmap", "fault_active",
+            "plausibility_warnings", "mcu_online", "mqtt_connected", "mcu_polls_total",
+            "frames_received_total", "frames_sent_total", "link_errors_total",
+            "last_report_age_seconds")
+ENTRY = ("key", "type", "decimals", "unit")
+
+
+def _dps(given, warnings):
+    """The owner's DP map as rows of the DP table (dptable.ROWS' shape), in DP order. A bad
+    entry is dropped with a warning naming it; the rest are kept."""
+    from dptable import ANY, UNITS
+    from tuya import TYPE_NAMES
+    if not isinstance(given, dict):
+        warnings.append('dps: must be an object like {"111": {"key": "power", "type": "value"}}; ignored')
+        return ()
+    rows = []
+    keys = []
+    for dp in sorted(given, key=lambda k: (len(k), k)):
+        e = given[dp]
+        where = "dps.%s" % dp
+        err = None
+        if not (dp.isdigit() and 0 < int(dp) < 256):
+            err = "the DP id must be 1..255"
+        elif not isinstance(e, dict):
+            err = 'must be an object like {"key": "power", "type": "value", "decimals": 0, "unit": "W"}'
+        else:
+            key = e.get("key")
+            typ = e.get("type", "value")
+            dec = e.get("decimals", 0)
+            unit = e.get("unit", "")
+            if not _identifier(key):
+                err = "key must be 1..32 letters, digits or _"
+            elif key in RESERVED:
+                err = "key %s is the firmware's own" % key
+            elif key in keys:
+                err = "key %s is already taken by another entry" % key
+            elif typ not in TYPE_NAMES:
+                err = "type must be one of %s" % ", ".join(TYPE_NAMES)
+            elif type(dec) is not int or not 0 <= dec <= 6:
+                err = "decimals must be a whole number 0..6"
+            elif not isinstance(unit, str) or len(unit) > 16:
+                err = "unit must be text"
+        if err:
+            warnings.append("%s: %s; entry ignored" % (where, err))
+            continue
+        for k in e:
+            if k not in ENTRY:
+                warnings.append("%s.%s: unknown setting, ignored" % (where, k))
+        if unit not in UNITS:
+            warnings.append("%s: unit %s is not one the table knows: no device class" % (where, unit))
+        keys.append(key)
+        rows.append((int(dp), ANY, key, TYPE_NAMES.index(typ), dec, unit, 0))
+    return tuple(rows)
+
+
+def _identifier(v):
+    if not isinstance(v, str) or not 0 < len(v) <= 32:
+        return False
+    for ch in v:
+        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch == "_"):
+            return False
+    return True
 
 
 def parse(text):

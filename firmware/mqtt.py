@@ -78,7 +78,7 @@ class Mqtt:
         self.commands_bad = 0
         self._addr = None
         self._seq = -1          # meter.seq of the last state published
-        self._disc_layout = None  # layout whose entities are announced
+        self._disc_shape = None  # meter shape (layout and extras) whose entities are announced
         self._disc_due = False
         self._topic_cmd = (self.base + "/cmd/").encode()
         self._topic_ha = (self.prefix + "/status").encode()
@@ -140,7 +140,7 @@ class Mqtt:
         self._avail = None
         c.subscribe(self.base + "/cmd/+")
         c.subscribe(self.prefix + "/status")
-        self._disc_layout = None
+        self._disc_shape = None
         self._seq = -1
         last_ping = time.ticks_ms()
         while True:
@@ -157,12 +157,12 @@ class Mqtt:
             now = time.ticks_ms()
             if m.seq != self._seq and time.ticks_diff(now, self.app.link.last_rx) >= BURST_MS:
                 # Announce once the first report told us the layout, then the state.
-                if self._disc_due or self._disc_layout != m.layout:
-                    await self._discovery(m.layout)
+                if self._disc_due or self._disc_shape != m.shape:
+                    await self._discovery(m)
                 self._seq = m.seq
                 self.publish_state()
-            elif self._disc_due and self._disc_layout is not None:
-                await self._discovery(m.layout)
+            elif self._disc_due and self._disc_shape is not None:
+                await self._discovery(m)
             self.app.beat("mqtt")
             if time.ticks_diff(now, last_ping) > KEEPALIVE_S * 500:
                 c.ping()
@@ -198,26 +198,27 @@ class Mqtt:
         for p in parts():
             sock.write(p)
 
-    async def _discovery(self, layout):
-        """Announce every entity of the layout; remove those of another layout."""
+    async def _discovery(self, m):
+        """Announce every entity of the meter's shape; remove those of another layout or
+        shape (phases a single-phase meter does not have)."""
         self._disc_due = False
         c = self.client
         app = self.app
-        device = {"identifiers": [self.node], "name": app.cfg["name"], "manufacturer": "ZGMISMART",
-                  "model": "SPM02 v2 (%s layout)" % ("v2" if layout == 1 else "cloud"),
-                  "sw_version": app.version}
+        shape = m.shape
         ours = []
         with borrow("discovery") as discovery:
-            for comp, oid, conf in discovery.entities(layout):
+            device = {"identifiers": [self.node], "name": app.cfg["name"], "manufacturer": "ZGMISMART",
+                      "model": discovery.model(m.layout), "sw_version": app.version}
+            for comp, oid, conf in discovery.entities(m.layout, m.user, shape):
                 ours.append((comp, oid))
                 conf = discovery.config(comp, oid, conf, self.node, self.base, device)
                 c.publish(self._disc_topic(comp, oid), json.dumps(conf).encode(), True)
                 await asyncio.sleep_ms(0)  # let the UART tasks run between publishes
-            # Remove what another layout announced (here or before a restart).
-            for comp, oid in discovery.all_object_ids():
+            # Remove what another layout or shape announced (here or before a restart).
+            for comp, oid in discovery.all_object_ids(m.user):
                 if (comp, oid) not in ours:
                     c.publish(self._disc_topic(comp, oid), b"", True)
-        self._disc_layout = layout
+        self._disc_shape = shape
         log.info("mqtt: discovery sent (%d entities)", len(ours))
 
     def _disc_topic(self, comp, oid):

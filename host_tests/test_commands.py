@@ -41,8 +41,8 @@ def test_locate_payloads():
 
 def test_report_interval_only_in_cloud_layout():
     m = online_mcu()
-    assert "cloud" in str(raises(ValueError, commands.run, m, "report_interval", "900"))
-    m = online_mcu([(115, T_VALUE, 1)])  # a DP above 110: cloud layout
+    assert "DP 102" in str(raises(ValueError, commands.run, m, "report_interval", "900"))
+    m = online_mcu([(115, T_VALUE, 1)])  # a DP in 112..130: cloud layout
     commands.run(m, "report_interval", "900")
     assert queued(m) == [(0x06, encode_dp(102, T_VALUE, 900))]
     for bad in ("224", "3601", "abc", "9.5", ""):

@@ -55,3 +55,49 @@ def test_log_settings():
         assert cfg["log"]["syslog"] == "" and len(w) == 1 and w[0].startswith("log.syslog"), (bad, w)
     cfg, w = config.parse('{"log": {"level": "verbose"}}')
     assert cfg["log"]["level"] == "info" and "log.level" in w[0]
+
+
+def test_mcu_poll_s():
+    cfg, w = config.parse(None)
+    assert cfg["mcu"] == {"poll_s": 30} and w == []
+    cfg, w = config.parse('{"mcu": {"poll_s": 0}, "layout": "spm01"}')
+    assert cfg["mcu"]["poll_s"] == 0 and cfg["layout"] == "spm01" and w == []
+    for bad in ("-1", "3601", '"30"', "true", "2.5"):
+        cfg, w = config.parse('{"mcu": {"poll_s": %s}}' % bad)
+        assert cfg["mcu"]["poll_s"] == 30 and len(w) == 1 and w[0].startswith("mcu.poll_s"), (bad, w)
+
+
+def test_dps_map_becomes_table_rows():
+    from dptable import ANY
+    from tuya import T_VALUE, T_BOOL
+    cfg, w = config.parse('{"dps": {"111": {"key": "power", "type": "value", "decimals": 0, "unit": "W"},'
+                          ' "5": {"key": "relay", "type": "bool"}, "120": {"key": "leak_a", "decimals": 3,'
+                          ' "unit": "A"}}}')
+    assert w == []
+    assert cfg["dps"] == ((5, ANY, "relay", T_BOOL, 0, "", 0), (111, ANY, "power", T_VALUE, 0, "W", 0),
+                          (120, ANY, "leak_a", T_VALUE, 3, "A", 0))
+    assert config.parse(None)[0]["dps"] == ()
+
+
+def test_bad_dps_entries_are_dropped_by_name_the_rest_kept():
+    cfg, w = config.parse('{"dps": {"0": {"key": "a"}, "256": {"key": "b"}, "x1": {"key": "c"},'
+                          ' "10": {"key": "bad key"}, "11": {"key": "warnings"}, "12": {"key": "t", "type": "float"},'
+                          ' "13": {"key": "d", "decimals": 7}, "14": {"key": "e", "decimals": 1.5},'
+                          ' "15": [1], "16": {"key": "ok", "unit": "degC", "color": "red"},'
+                          ' "17": {"key": "ok"}, "18": {"key": "f", "decimals": true}, "19": {"type": "value"}}}')
+    assert [r[0] for r in cfg["dps"]] == [16]
+    text = "\n".join(w)
+    for what in ("dps.0:", "dps.256:", "dps.x1:", "dps.10: key", "dps.11: key warnings",
+                 "dps.12: type", "dps.13: decimals", "dps.14: decimals", "dps.15: must be an object",
+                 "dps.16: unit degC", "dps.16.color: unknown", "dps.17: key ok is already taken",
+                 "dps.18: decimals", "dps.19: key"):
+        assert what in text, what
+    for line in w:
+        if not line.startswith("dps.16"):
+            assert line.endswith("entry ignored"), line
+    assert len(w) == 14
+
+
+def test_dps_not_an_object():
+    cfg, w = config.parse('{"dps": [1, 2]}')
+    assert cfg["dps"] == () and len(w) == 1 and w[0].startswith("dps: must be an object")

@@ -367,6 +367,65 @@ def test_forced_layout_and_product_hint():
     assert cap.meter.layout_name() == "cloud" and "product key" in cap.meter.layout_reason
 
 
+# ------------------------------------------------------------------ the family
+
+V02_A = bytes.fromhex("020F08FC000BB80002A30000640002BC6002")  # the reference's v02 example
+
+
+def spm01_frames():
+    """A single-phase SPM01 that reports only when asked: product info, then one report."""
+    return [(mcu(1, b'{"p":"abcdefgh12345678","v":"1.0.0","m":0}'), True), (encode(8), False),
+            (mcu(7, dp(1, T_VALUE, 12345) + dp(2, T_VALUE, 678) + dp(6, T_RAW, PHASE_B)
+                 + dp(9, T_BITMAP, 0) + dp(18, T_RAW, bytes.fromhex("08 01 00 1E 09 00 00 05"))), True)]
+
+
+def test_single_phase_log():
+    out, _ = run_tool(tasmota_log(spm01_frames()), "--json")
+    last = json.loads(out.splitlines()[-1])
+    assert last["layout"] == "spm01"
+    assert last["layout_reason"] == "only raw DP 6 seen for the phases, DP 2 present: single-phase"
+    v = last["values"]
+    assert v["energy_reverse"] == 6.78 and v["voltage_a"] == 232.0 and v["report_interval"] == 30
+    assert v["alarms"] == {"alarm_9": {"enabled": False, "threshold": 5}}
+    assert not [k for k in v if k.endswith(("_b", "_c"))]
+    out, _ = run_tool(tasmota_log(spm01_frames()))
+    assert "DP 2 value energy_reverse=678 (6.78 kWh)" in out
+    assert "DP 18 raw alarms_2=080100" in out and "alarm_9 off 5; report interval 30 s)" in out
+    assert "layout: spm01 (only raw DP 6 seen for the phases, DP 2 present: single-phase)" in out
+    assert "  report_interval  30 s             DP 18\n" in out
+
+
+def test_v02_raw_phase_format():
+    cap = decode.scan(spaced(mcu(7, dp(6, T_RAW, V02_A))))
+    e, line = decode.describe(cap.frames[0], cap.meter.layout)
+    assert "phase_a=020f08fc000bb80002a30000640002bc6002 (230.0 V 3.000 A -675 W 100 var 700 VA PF 0.96, " \
+           "Tuya v02 format)" in line
+    assert e["dps"][0]["phase"] == {"voltage": 230.0, "current": 3.0, "power": -675, "reactive_power": 100,
+                                    "apparent_power": 700, "power_factor": 0.96}
+    assert e["dps"][0]["format"] == "v02"
+    v = cap.values()
+    assert v["reactive_power_a"] == 100 and v["apparent_power_a"] == 700 and v["power_factor_a"] == 0.96
+
+
+def test_value_dps_only_v2_log():
+    frames = [(mcu(7, b"".join(r)), True) for r in V2_REPORTS if r[0][:1] != b"\x06"]
+    last = json.loads(run_tool(openbeken_log(frames), "--json")[0].splitlines()[-1])
+    assert last["layout"] == "v2" and last["layout_reason"] == "DP 106 seen: only the v2 layout has it"
+
+
+def test_config_dps_map(tmp_path):
+    cfgf = tmp_path / "config.json"
+    cfgf.write_text(json.dumps({"dps": {"121": {"key": "leakage_current", "type": "value", "decimals": 3,
+                                                "unit": "A"}, "0": {"key": "bad"}}}))
+    frames = [(mcu(7, b"".join(r)), True) for r in V2_REPORTS] + [(mcu(7, dp(121, T_VALUE, 25)), True)]
+    out, err = run_tool(openbeken_log(frames), "--config", str(cfgf))
+    assert "DP 121 value leakage_current=25 (0.025 A)" in out
+    assert "(with 1 DP from the config's dps map)" in out and "layout: v2" in out
+    assert "config: dps.0:" in err
+    out, _ = run_tool(openbeken_log(frames))  # without the map DP 121 says cloud
+    assert "layout: cloud (DP 121 seen: only the cloud layout has DPs 112..130)" in out
+
+
 # ------------------------------------------------------------------ broken input
 
 def test_bad_checksum_counted_next_frame_decoded():

@@ -235,3 +235,70 @@ def test_mcu_feed_end_to_end():
     assert st["online"] and st["product_key"] == "kxdr6su0c55p7bbo" and st["mcu_version"] == "2.1"
     assert st["layout"] == "v2" and st["frames_rx"] == 4 and st["last_report_s"] == 5
     assert st["errors"]["checksum"] == 0
+
+
+# --- asking a silent meter (mcu.poll_s) ---------------------------------------------
+
+def run_silent(lk, start, end, report_at=()):
+    """Poll from start to end in 10 ms steps, answering heartbeats and every command; a
+    query (0x08) is acked but brings no report (a meter that says nothing unless the time
+    is in report_at). Returns the times 0x08 went out."""
+    queries = []
+    t = start
+    while t < end:
+        f = lk.poll(t)
+        if f is not None:
+            c = cmd_of(f)
+            if c == 0:
+                answer(lk, t + 5, 0, b"\x01")
+            else:
+                if c == 8:
+                    queries.append(t)
+                answer(lk, t + 5, c)
+        for r in report_at:
+            if r == t:
+                answer(lk, t + 1, 7, encode_dp(1, tuya.T_VALUE, 5))
+        t += 10
+    return queries
+
+
+def test_silent_meter_is_asked_every_poll_s():
+    lk = L.Link(poll_ms=5000)
+    assert lk.poll(0) == HB
+    answer(lk, 20, 0, b"\x00")
+    q = run_silent(lk, 30, 21000)
+    assert q[0] < 1000  # the handshake's own query
+    polls = q[1:]
+    assert len(polls) == 4 and lk.polls == 4
+    for a, b in zip(polls, polls[1:]):
+        assert 5000 <= b - a <= 5100  # never more often than poll_s
+
+
+def test_reports_hold_the_poll_back():
+    lk = L.Link(poll_ms=5000)
+    assert lk.poll(0) == HB
+    answer(lk, 20, 0, b"\x00")
+    # reports every 4 s: no poll; then silence: a poll 5 s after the last report
+    q = run_silent(lk, 30, 20000, report_at=(4000, 8000, 12000))
+    assert len(q) == 2 and 17000 <= q[1] <= 17100, q
+    assert lk.polls == 1
+
+
+def test_no_poll_while_offline_or_when_off():
+    lk = L.Link(poll_ms=5000)
+    t = 0
+    while t < 20000:  # the MCU never answers: heartbeats only
+        f = lk.poll(t)
+        assert f is None or cmd_of(f) == 0
+        t += 10
+    assert lk.polls == 0
+    lk = L.Link(poll_ms=0)
+    assert lk.poll(0) == HB
+    answer(lk, 20, 0, b"\x00")
+    assert len(run_silent(lk, 30, 60000)) == 1 and lk.polls == 0  # the handshake's query only
+
+
+def test_poll_counted_in_status():
+    m = Mcu(poll_s=7)
+    st = m.status(0)
+    assert st["polls"] == 0 and st["poll_s"] == 7

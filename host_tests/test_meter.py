@@ -88,10 +88,11 @@ def test_table_has_one_row_per_dp_per_layout():
     for r in dptable.ROWS:
         assert (r[0], r[1]) not in seen
         seen.add((r[0], r[1]))
-    keys = [r[2] for r in dptable.rows(dptable.V2)]
-    assert len(keys) == len(set(keys))
-    keys = [r[2] for r in dptable.rows(dptable.CLOUD)]
-    assert len(keys) == len(set(keys))
+    for lay in (dptable.V2, dptable.CLOUD, dptable.SPM01):
+        keys = [r[2] for r in dptable.each(lay)]
+        assert len(keys) == len(set(keys)), dptable.LAYOUTS[lay]
+        ids = [r[0] for r in dptable.each(lay)]
+        assert len(ids) == len(set(ids)), dptable.LAYOUTS[lay]
     for r in dptable.ROWS:
         assert r[5] in dptable.UNITS or r[5] == ""
 
@@ -219,12 +220,12 @@ def test_every_dp_listed_mapped_or_not():
     assert ids == [17, 102, 200]
     d200 = lst[2]
     assert d200["key"] is None and d200["value"] == 42 and d200["hex"] == "0000002a" and d200["age_s"] == 5
-    assert lst[1]["key"] == "voltage_a" and lst[1]["scaled"] == (2314, 1) and lst[1]["unit"] == "V"
+    assert lst[1]["key"] == "voltage_a" and lst[1]["scaled"] == 231.4 and lst[1]["unit"] == "V"
     assert lst[0]["type"] == "raw" and lst[0]["value"] == "0101003c"
     assert "scaled" not in d200 and "unit" not in d200
     feed(m, [(29, T_VALUE, -40)])
     p = [d for d in m.dp_list(0) if d["id"] == 29][0]
-    assert p["scaled"] == (-40, 0) and p["unit"] == "W"
+    assert p["scaled"] == -40 and p["unit"] == "W"
 
 
 def test_dps_json_exact():

@@ -47,3 +47,34 @@ def test_faults_and_link():
     assert "spm02_mcu_online 1\n" in t and "spm02_mqtt_connected 0\n" in t
     for line in t.splitlines():
         assert line.startswith("# ") or line.startswith("spm02_")
+
+
+def test_single_phase_and_v02_families():
+    from test_family import spm01_report, v0x
+    from tuya import T_RAW
+    m = Meter()
+    feed(m, spm01_report())
+    t = text(m)
+    assert 'spm02_phase_voltage_volts{phase="a"} 230.1\n' in t
+    assert 'phase="b"' not in t and 'phase="c"' not in t
+    assert "spm02_energy_reverse_joules_total 24408000\n" in t  # DP 2: 6.78 kWh
+    assert "spm02_report_interval_seconds 30\n" in t  # DP 18 record 0x08
+    m = Meter()
+    feed(m, [(6, T_RAW, v0x(2, 2300, 3000, 675, 100, 700, 96, 2 | 4))])
+    t = text(m)
+    assert 'spm02_phase_reactive_power_voltamperes_reactive{phase="a"} -100\n' in t
+    assert 'spm02_phase_apparent_power_voltamperes{phase="a"} 700\n' in t
+    assert 'spm02_phase_power_watts{phase="a"} -675\n' in t
+
+
+def test_user_keys_and_polls():
+    from test_family import LEAK
+    import dptable as T
+    from tuya import T_VALUE
+    m = Meter(user=(LEAK, (141, T.ANY, "temp", T_VALUE, 1, "degC", 0)))
+    feed(m, v2_report() + [(113, T_VALUE, 25), (141, T_VALUE, 215)])
+    t = text(m, {"online": True, "frames_rx": 1, "frames_tx": 1, "errors": {}, "last_report_s": None,
+                 "polls": 4})
+    assert "spm02_leakage_current_amperes 0.025\n" in t
+    assert "spm02_temp 21.5\n" in t  # a unit the table does not know: no suffix
+    assert "spm02_mcu_polls_total 4\n" in t

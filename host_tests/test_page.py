@@ -46,8 +46,8 @@ def browser():
 
 
 class Rig:
-    def __init__(self, sim_layout="v2", **fwargs):
-        self.sim = Simulator(layout=sim_layout, port=0, interval=3600).start()
+    def __init__(self, sim_layout="v2", simargs=None, **fwargs):
+        self.sim = Simulator(layout=sim_layout, port=0, interval=3600, **(simargs or {})).start()
         self.fw = None
         try:
             self.fw = Firmware(self.sim.port, None, **fwargs).start()
@@ -74,8 +74,14 @@ def rig(request):
 
 
 def text(driver, id_):
-    els = driver.find_elements(By.ID, id_)  # "" while the page has not drawn it yet
-    return els[0].text.strip() if els else ""
+    from selenium.common.exceptions import StaleElementReferenceException
+    for _ in range(5):  # the page redraws its tables every poll: an element may go stale
+        els = driver.find_elements(By.ID, id_)  # "" while the page has not drawn it yet
+        try:
+            return els[0].text.strip() if els else ""
+        except StaleElementReferenceException:
+            continue
+    return ""
 
 
 def number(driver, id_):
@@ -274,6 +280,49 @@ def test_cloud_layout_report_interval_with_password(browser):
         # later commands carry the password without asking again
         command(browser, sim, "b-refresh", 0x06, dp=35)
         screenshot(browser, "page-cloud.png")
+    finally:
+        r.stop()
+
+
+def test_single_phase_page(browser):
+    """A single-phase SPM01: phase A only, the report interval of DP 18's record 0x08, and a
+    key of the owner's dps map among the totals."""
+    r = Rig("spm01", simargs={"extra_dps": {120: (2, 25)}},
+            dps={"120": {"key": "leakage_current", "type": "value", "decimals": 3, "unit": "A"}})
+    try:
+        sim, d = r.sim, browser
+        open_page(d, r.fw)
+        truth = sim.truth()
+        wait_until(lambda: number(d, "v-voltage_a") == truth["voltage_a"], 10, 0.1, "phase A")
+        head = [c.text for c in d.find_elements(By.CSS_SELECTOR, "#ph tr:first-child th")]
+        assert head == ["", "A"]
+        assert not d.find_elements(By.ID, "v-voltage_b") and not d.find_elements(By.ID, "v-power_c")
+        assert not d.find_elements(By.ID, "v-reactive_power_a")  # the 8-byte format has none
+        assert number(d, "v-energy_reverse") == truth["energy_reverse"]
+        assert number(d, "v-leakage_current") == 0.025
+        row = d.execute_script("return document.getElementById('v-leakage_current').parentNode.textContent")
+        assert row.startswith("Leakage current A")  # the label from the key, the unit from the map
+        assert text(d, "layout").startswith("spm01") and "single-phase" in text(d, "layout")
+        assert d.find_element(By.ID, "rib").is_displayed()
+        assert d.find_element(By.ID, "ri").get_attribute("value") == "30"
+        screenshot(d, "page-spm01.png")
+    finally:
+        r.stop()
+
+
+def test_v02_page_shows_reactive_and_apparent_power(browser):
+    r = Rig("v2", simargs={"raw_format": "v02"})
+    try:
+        open_page(browser, r.fw)
+        truth = r.sim.truth()
+        keys = [k + "_" + p for k in ("reactive_power", "apparent_power", "power_factor") for p in "abc"]
+        wait_until(lambda: all(number(browser, "v-" + k) == truth[k] for k in keys), 10, 0.1,
+                   "reactive, apparent power and the meter's power factor")
+        head = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#ph tr:first-child th")]
+        assert head == ["", "A", "B", "C"]
+        # the meter's own power factor: not marked derived
+        assert "d" not in browser.find_element(By.ID, "v-power_factor_a").get_attribute("class").split()
+        assert not browser.find_element(By.ID, "leg").is_displayed()
     finally:
         r.stop()
 

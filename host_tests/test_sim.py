@@ -586,3 +586,97 @@ def test_frame_parser_finds_every_frame_behind_junk(items):
     for i in range(0, len(stream), chunk):
         got += [(cmd, data) for _, cmd, data in p.feed(stream[i:i + chunk], now=0)]
     assert got == want and p.bad == 0
+
+
+# ---------------------------------------------------------------- family profiles
+
+SPM01_DPS = {1, 2, 6, 9, 18, 19}
+
+
+def v0x_fields(raw):
+    """(ver, V, I, P, Q, S, PF) of a v01/v02 raw phase DP, signs applied (written here
+    from the reference, independently of the simulator)."""
+    assert raw[1] == 0x0F and len(raw) == 16 + raw[0]
+    f = [int.from_bytes(raw[2:4], "big")] + [int.from_bytes(raw[4 + 3 * j:7 + 3 * j], "big")
+                                             for j in range(4)] + [raw[16]]
+    if raw[0] == 2:
+        for bit, j in ((1, 1), (2, 2), (4, 3), (8, 5)):
+            if raw[17] & bit:
+                f[j] = -f[j]
+    return [raw[0]] + f
+
+
+def test_spm01_single_phase_report(make):
+    sim, c = make(layout="spm01")
+    c.handshake()
+    c.send(0x08)
+    r = c.report(SPM01_DPS)
+    assert set(r) == SPM01_DPS
+    v, i, p = raw_phase(r[6][1], "twos")
+    assert 2250 <= v <= 2400 and 0.8 * v * i / 1e4 - 1 <= p <= 0.99 * v * i / 1e4 + 1
+    assert num(r[1]) > 0 and r[2][0] == 2
+    assert r[18] == (0, b"\x08\x01\x00\x1e\x09\x00\x00\x05")  # report interval 30 s, record 9
+    t = sim.truth()
+    assert (t["voltage_a"], t["current_a"], t["power_a"]) == (v / 10, i / 1000, p)
+    assert t["report_interval"] == 30 and t["alarms"] == {"alarm_9": {"enabled": False, "threshold": 5}}
+    assert "energy_reverse" in t and not any(k.endswith(("_b", "_c")) for k in t)
+
+
+def test_spm01_value_dps_and_only_when_asked(make):
+    sim, c = make(layout="spm01", value_dps=True, push=False, interval=0.2)
+    c.handshake()
+    c.send(0x00)
+    c.expect(0x00)
+    assert c.silent_for(0.8)  # heartbeats answered, no report unasked
+    c.send(0x08)
+    r = c.report(SPM01_DPS | {102, 103, 104})
+    assert raw_phase(r[6][1], "twos") == (num(r[102]), num(r[103]), num(r[104]))
+    assert c.silent_for(0.8)
+
+
+def test_v02_raw_format(make):
+    sim, c = make(layout="v2", raw_format="v02", export_phase="b")
+    sim.set_phase("b", pf=-0.9)
+    c.send(0x08)
+    r = c.report(V2_DPS)
+    for k in range(3):
+        ver, v, i, p, q, s, pf = v0x_fields(r[6 + k][1])
+        assert ver == 2 and len(r[6 + k][1]) == 18
+        assert (v, i, p) == (num(r[102 + 3 * k]), num(r[103 + 3 * k]), num(r[104 + 3 * k]))
+        assert s == round(v * abs(i) / 1e4) and abs(q * q + p * p - s * s) <= 2 * s + 2
+        assert p == round(v * i * pf / 1e6)
+        t = sim.truth()
+        ph = "abc"[k]
+        assert (t["reactive_power_" + ph], t["apparent_power_" + ph], t["power_factor_" + ph]) == (q, s, pf / 100)
+    _, _, _, p, q, _, pf = v0x_fields(r[7][1])
+    assert p < 0 and q < 0 and pf == -90  # the exporting phase: sign bits set
+
+
+def test_v01_raw_format_has_no_signs(make):
+    sim, c = make(layout="v2", raw_format="v01")
+    sim.set_phase("c", pf=-0.9)
+    c.send(0x08)
+    r = c.report(V2_DPS)
+    ver, v, i, p, q, s, pf = v0x_fields(r[8][1])
+    assert ver == 1 and len(r[8][1]) == 17 and p > 0 and pf == 90
+    assert num(r[110]) == -p  # the value DP keeps the sign
+
+
+def test_value_dps_only(make):
+    sim, c = make(layout="v2", raw_format=None)
+    c.send(0x08)
+    r = c.report(V2_DPS - {6, 7, 8})
+    assert not {6, 7, 8} & set(r)
+    time.sleep(0.2)
+    assert sim.counts["reports"] == 1
+
+
+def test_dp18_interval_and_extra_dps(make):
+    sim, c = make(layout="v2", dp18_interval=60, extra_dps={120: (2, 25)})
+    c.send(0x08)
+    r = c.report(V2_DPS | {120})
+    assert num(r[120]) == 25
+    assert r[18][1] == b"\x05\x01\x00\x00\x07\x00\x00\x00\x08\x01\x00\x3c"
+    c.send(0x06, rec(18, 0, b"\x05\x01\x00\x00\x07\x00\x00\x00\x08\x01\x00\x78"))
+    assert dps_of(c.expect(0x07))[18][1][-4:] == b"\x08\x01\x00\x78"
+    assert sim.truth()["report_interval"] == 120

@@ -5,7 +5,7 @@ import json
 
 import tuya
 import spm02
-from dptable import CLOUD
+from dptable import CLOUD, REPORT_DP, REPORT_RECORD, REPORT_MIN, REPORT_MAX
 from tuya import T_BOOL, T_ENUM, T_VALUE, T_RAW, encode_dp
 
 
@@ -37,15 +37,27 @@ def locate(mcu, payload):
 
 
 def report_interval(mcu, payload):
-    if mcu.meter.layout != CLOUD:
-        raise ValueError("report_interval exists only in the cloud layout")
+    """The cloud layout's DP 102; elsewhere DP 18's record 0x08, the whole list rewritten."""
+    m = mcu.meter
+    d = m.dps.get(REPORT_DP)
+    if m.layout == CLOUD:
+        lo, hi = 225, 3600
+    elif d is not None and spm02.report_interval(d.raw, d.n) is not None:
+        lo, hi = REPORT_MIN, REPORT_MAX
+    else:
+        raise ValueError("this meter has no report interval setting: neither the cloud layout's "
+                         "DP 102 nor a record 0x08 in DP 18 has been seen")
     try:
         s = int(payload.strip())
     except ValueError:
-        raise ValueError("report_interval takes whole seconds, 225..3600")
-    if not 225 <= s <= 3600:
-        raise ValueError("report_interval takes whole seconds, 225..3600")
-    mcu.link.send(tuya.SET_DP, encode_dp(102, T_VALUE, s))
+        s = 0
+    if not lo <= s <= hi:
+        raise ValueError("report_interval takes whole seconds, %d..%d" % (lo, hi))
+    if m.layout == CLOUD:
+        mcu.link.send(tuya.SET_DP, encode_dp(102, T_VALUE, s))
+    else:
+        mcu.link.send(tuya.SET_DP, encode_dp(REPORT_DP, T_RAW, spm02.set_alarm(bytes(d.raw), REPORT_RECORD,
+                                                                            threshold=s)))
     return "report interval %d s" % s
 
 

@@ -1,53 +1,89 @@
-# Home Assistant MQTT discovery, derived from the DP table: one entity per reading
-# of the layout, plus buttons and controls for the commands.
+# Home Assistant MQTT discovery, derived from the DP table (and the owner's dps map):
+# one entity per reading the meter's shape (layout, phases, extras) can have, plus
+# buttons and controls for the commands.
 import dptable as T
+from tuya import T_BOOL, T_VALUE
 
 
-def name_of(key):
-    """"voltage_a" -> "Voltage A", "energy_forward" -> "Energy forward"."""
+def name_of(key, single=False):
+    """"voltage_a" -> "Voltage A" ("Voltage" on a single-phase meter),
+    "energy_forward" -> "Energy forward"."""
     parts = key.split("_")
     if len(parts) > 1 and parts[-1] in ("a", "b", "c"):
-        parts[-1] = parts[-1].upper()
+        if single:
+            parts.pop()
+        else:
+            parts[-1] = parts[-1].upper()
     s = " ".join(parts)
     return s[0].upper() + s[1:]
 
 
-def sensor_keys(layout):
-    """The keys of the readings a layout can have, in table order."""
+def _phase(key):
+    """0, 1, 2 for a key of phase A, B, C; -1 for others."""
+    if len(key) > 2 and key[-2] == "_":
+        return "abc".find(key[-1])
+    return -1
+
+
+def _may(r, nph, shape):
+    """False for a common row a single-phase meter has not sent (yet)."""
+    if nph > 1 or r[1] != T.ANY or r[0] not in T.SPM01_MAYBE:
+        return True
+    return shape & (T.X_SEEN << T.SPM01_MAYBE.index(r[0]))
+
+
+def sensor_keys(layout, user=(), shape=0):
+    """The keys of the readings a meter of this layout (and shape) can have."""
+    nph = T.phases(layout)
     out = []
-    for r in T.rows(layout):
-        if not r[6] & (T.F_HIDDEN | T.F_PHASE | T.F_ALARMS) and r[2] != "locating" \
-                and r[2] != "report_interval":
-            out.append(r[2])
-    for k in T.DERIVED:
-        if T.row_for_key(k, layout) is None:
-            out.append(k)
+    for r in T.each(layout, user):
+        key = r[2]
+        if r[6] & (T.F_HIDDEN | T.F_PHASE | T.F_ALARMS) or key == "locating" \
+                or key == "report_interval" or _phase(key) >= nph or key in out \
+                or not _may(r, nph, shape):
+            continue
+        out.append(key)
+    for k in range(nph):
+        for j in range(6):
+            key = T.PHASE_FIELDS[j][0] + "abc"[k]
+            # reactive and apparent power come only with the v01/v02 raw format; a power
+            # factor always (the layout's, the meter's own or derived)
+            if key not in out and (j == 5 or j < 3 or shape & (T.X_PHASE << k)):
+                out.append(key)
     return out
 
 
-def entities(layout):
+def entities(layout, user=(), shape=0):
     """(component, object_id, {config without topics and device}) for every entity."""
-    for key in sensor_keys(layout):
-        c = {"name": name_of(key)}
+    single = T.phases(layout) == 1
+    for key in sensor_keys(layout, user, shape):
+        c = {"name": name_of(key, single)}
+        r = T.row_for_key(key, layout, user)
+        typ = r[3] if r is not None else T_VALUE
+        comp = "sensor"
         if key == "faults":
             c["value_template"] = "{{ value_json.faults | join(', ') if value_json.faults else 'none' }}"
             c["icon"] = "mdi:alert"
         elif key == "device_id":
             c["value_template"] = "{{ value_json.device_id }}"
             c["entity_category"] = "diagnostic"
+        elif typ == T_BOOL:
+            comp = "binary_sensor"
+            c["value_template"] = "{{ 'ON' if value_json.get('%s') else 'OFF' }}" % key
         else:
             # get(): a reading not there yet (a derived power factor at 0 A) renders None,
             # which Home Assistant shows as unknown instead of logging a template error
             c["value_template"] = "{{ value_json.get('%s') }}" % key
-            unit = T.unit_of(key, layout)
-            dc, sc, _ = T.UNITS[unit]
-            if unit:
-                c["unit_of_measurement"] = unit
-            if dc:
-                c["device_class"] = dc
-            if sc:
-                c["state_class"] = sc
-        yield "sensor", key, c
+            unit = T.unit_of(key, layout, user)
+            if typ == T_VALUE and unit is not None:
+                dc, sc, _ = T.classes(key, unit)
+                if unit:
+                    c["unit_of_measurement"] = unit
+                if dc:
+                    c["device_class"] = dc
+                if sc:
+                    c["state_class"] = sc
+        yield comp, key, c
     yield "sensor", "warnings", {"name": "Plausibility warnings", "entity_category": "diagnostic",
                                  "icon": "mdi:alert-circle-outline",
                                  "value_template": "{{ value_json.warnings | length }}",
@@ -58,25 +94,38 @@ def entities(layout):
                             ("clear_energy", "Clear energy counters", "mdi:delete-forever")):
         yield "button", cmd, {"name": name, "icon": icon, "command_topic": "~/cmd/" + cmd,
                               "payload_press": "PRESS"}
-    yield "switch", "locate", {"name": "Locate", "icon": "mdi:map-marker-radius",
-                               "command_topic": "~/cmd/locate", "payload_on": "ON", "payload_off": "OFF",
-                               "value_template": "{{ 'ON' if value_json.locating else 'OFF' }}"}
-    if T.row_for_key("report_interval", layout) is not None:
-        yield "number", "report_interval", {"name": "Report interval", "min": 225, "max": 3600, "step": 1,
-                                            "unit_of_measurement": "s", "entity_category": "config",
-                                            "command_topic": "~/cmd/report_interval",
-                                            "value_template": "{{ value_json.report_interval }}"}
+    if not single or shape & (T.X_SEEN << T.SPM01_MAYBE.index(101)):  # DP 101 seen
+        yield "switch", "locate", {"name": "Locate", "icon": "mdi:map-marker-radius",
+                                   "command_topic": "~/cmd/locate", "payload_on": "ON", "payload_off": "OFF",
+                                   "value_template": "{{ 'ON' if value_json.locating else 'OFF' }}"}
+    if T.row_for_key("report_interval", layout, user) is not None:
+        lo, hi = 225, 3600  # the cloud layout's DP 102
+    elif shape & T.X_REPORT:
+        lo, hi = T.REPORT_MIN, T.REPORT_MAX  # DP 18's record 0x08
+    else:
+        return
+    yield "number", "report_interval", {"name": "Report interval", "min": lo, "max": hi, "step": 1,
+                                        "unit_of_measurement": "s", "entity_category": "config",
+                                        "command_topic": "~/cmd/report_interval",
+                                        "value_template": "{{ value_json.report_interval }}"}
 
 
-def all_object_ids():
-    """Every (component, object_id) any layout announces: to remove the ones a layout
-    change leaves behind."""
+def all_object_ids(user=()):
+    """Every (component, object_id) any layout and shape announces: to remove the ones a
+    change of layout or shape leaves behind (phases B and C on a single-phase meter)."""
     seen = []
-    for lay in (T.V2, T.CLOUD):
-        for comp, oid, _ in entities(lay):
+    for lay in (T.V2, T.CLOUD, T.SPM01):
+        for comp, oid, _ in entities(lay, user, T.X_ALL):
             if (comp, oid) not in seen:
                 seen.append((comp, oid))
     return seen
+
+
+def model(layout):
+    """The Home Assistant device model of a layout."""
+    if layout == T.SPM01:
+        return "SPM01 (single-phase, spm01 layout)"
+    return "SPM02 (%s layout)" % T.LAYOUTS[layout]
 
 
 def config(comp, oid, c, node, base, device):
@@ -88,4 +137,3 @@ def config(comp, oid, c, node, base, device):
         c["state_topic"] = "~/state"
     c["device"] = device
     return c
-

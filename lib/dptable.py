@@ -1,7 +1,8 @@
-# The SPM02's datapoints: the one table that replaces OpenBeken's autoexec.bat.
+# The SPM02 family's datapoints: the one table that replaces OpenBeken's autoexec.bat.
 #
 # Decoding, the state keys, Home Assistant discovery, /metrics and the page's labels
-# are all derived from ROWS; nothing else lists DPs.
+# are all derived from ROWS (and the owner's `dps` map, rows of the same shape that
+# override these); nothing else lists DPs.
 try:
     from micropython import const
 except ImportError:
@@ -10,22 +11,29 @@ except ImportError:
 
 from tuya import T_RAW, T_BOOL, T_VALUE, T_STRING, T_ENUM, T_BITMAP
 
-# Layouts of a row
-ANY = const(0)
+# Layouts (what the meter's DPs 2 and 102 and up mean); code 0 is "not decided"
 V2 = const(1)
 CLOUD = const(2)
-LAYOUTS = ("any", "v2", "cloud")
+SPM01 = const(3)   # single-phase: phase A only
+LAYOUTS = ("any", "v2", "cloud", "spm01")
+
+# The layouts a row applies to: 0 for all, else a bit set of 1 << layout
+ANY = const(0)
+L_V2 = const(2)
+L_CLOUD = const(4)
+L_SPM01 = const(8)
 
 # Row flags
 F_WRITE = const(1)    # the MCU accepts writes
 F_HIDDEN = const(2)   # a command target, not a reading: no state key
-F_PHASE = const(4)    # raw phase DP: voltage | current | power of one phase
+F_PHASE = const(4)    # raw phase DP: voltage | current | power ... of one phase
 F_FAULTS = const(8)   # fault bitmap
 F_ALARMS = const(16)  # alarm settings list
 
-# (dpid, layout, key, type, decimals, unit, flags); a value is count / 10**decimals unit.
+# (dpid, layouts, key, type, decimals, unit, flags); a value is count / 10**decimals unit.
 ROWS = (
     (1, ANY, "energy_forward", T_VALUE, 2, "kWh", 0),
+    (2, L_SPM01, "energy_reverse", T_VALUE, 2, "kWh", 0),
     (6, ANY, "phase_a", T_RAW, 0, "", F_PHASE),
     (7, ANY, "phase_b", T_RAW, 0, "", F_PHASE),
     (8, ANY, "phase_c", T_RAW, 0, "", F_PHASE),
@@ -34,51 +42,77 @@ ROWS = (
     (17, ANY, "alarms_1", T_RAW, 0, "", F_WRITE | F_ALARMS),
     (18, ANY, "alarms_2", T_RAW, 0, "", F_WRITE | F_ALARMS),
     (19, ANY, "device_id", T_STRING, 0, "", 0),
-    (23, ANY, "energy_reverse", T_VALUE, 2, "kWh", 0),
+    (23, L_V2 | L_CLOUD, "energy_reverse", T_VALUE, 2, "kWh", 0),
     (29, ANY, "power", T_VALUE, 0, "W", 0),
     (32, ANY, "frequency", T_VALUE, 2, "Hz", 0),
     (35, ANY, "online_state", T_ENUM, 0, "", F_WRITE | F_HIDDEN),
     (50, ANY, "power_factor", T_VALUE, 2, "", 0),
     (101, ANY, "locating", T_BOOL, 0, "", F_WRITE),
-    # v2 layout (captured from a real v2 meter; the default)
-    (102, V2, "voltage_a", T_VALUE, 1, "V", 0),
-    (103, V2, "current_a", T_VALUE, 3, "A", 0),
-    (104, V2, "power_a", T_VALUE, 0, "W", 0),
-    (105, V2, "voltage_b", T_VALUE, 1, "V", 0),
-    (106, V2, "current_b", T_VALUE, 3, "A", 0),
-    (107, V2, "power_b", T_VALUE, 0, "W", 0),
-    (108, V2, "voltage_c", T_VALUE, 1, "V", 0),
-    (109, V2, "current_c", T_VALUE, 3, "A", 0),
-    (110, V2, "power_c", T_VALUE, 0, "W", 0),
+    # v2 layout (captured from a real v2 meter; the default). An SPM01 that sends value
+    # DPs sends 102..104 for its one phase.
+    (102, L_V2 | L_SPM01, "voltage_a", T_VALUE, 1, "V", 0),
+    (103, L_V2 | L_SPM01, "current_a", T_VALUE, 3, "A", 0),
+    (104, L_V2 | L_SPM01, "power_a", T_VALUE, 0, "W", 0),
+    (105, L_V2, "voltage_b", T_VALUE, 1, "V", 0),
+    (106, L_V2, "current_b", T_VALUE, 3, "A", 0),
+    (107, L_V2, "power_b", T_VALUE, 0, "W", 0),
+    (108, L_V2, "voltage_c", T_VALUE, 1, "V", 0),
+    (109, L_V2, "current_c", T_VALUE, 3, "A", 0),
+    (110, L_V2, "power_c", T_VALUE, 0, "W", 0),
     # cloud layout (Tuya cloud model g5n4t0)
-    (102, CLOUD, "report_interval", T_VALUE, 0, "s", F_WRITE),
-    (103, CLOUD, "voltage_a", T_VALUE, 1, "V", 0),
-    (104, CLOUD, "current_a", T_VALUE, 3, "A", 0),
-    (105, CLOUD, "power_a", T_VALUE, 0, "W", 0),
-    (108, CLOUD, "power_factor_a", T_VALUE, 2, "", 0),
-    (109, CLOUD, "energy_forward_a", T_VALUE, 2, "kWh", 0),
-    (110, CLOUD, "energy_reverse_a", T_VALUE, 2, "kWh", 0),
-    (112, CLOUD, "voltage_b", T_VALUE, 1, "V", 0),
-    (113, CLOUD, "current_b", T_VALUE, 3, "A", 0),
-    (114, CLOUD, "power_b", T_VALUE, 0, "W", 0),
-    (117, CLOUD, "power_factor_b", T_VALUE, 2, "", 0),
-    (118, CLOUD, "energy_forward_b", T_VALUE, 2, "kWh", 0),
-    (119, CLOUD, "energy_reverse_b", T_VALUE, 2, "kWh", 0),
-    (121, CLOUD, "voltage_c", T_VALUE, 1, "V", 0),
-    (122, CLOUD, "current_c", T_VALUE, 3, "A", 0),
-    (123, CLOUD, "power_c", T_VALUE, 0, "W", 0),
-    (126, CLOUD, "power_factor_c", T_VALUE, 2, "", 0),
-    (127, CLOUD, "energy_forward_c", T_VALUE, 2, "kWh", 0),
-    (128, CLOUD, "energy_reverse_c", T_VALUE, 2, "kWh", 0),
-    (130, CLOUD, "current_unbalance", T_VALUE, 0, "%", 0),
+    (102, L_CLOUD, "report_interval", T_VALUE, 0, "s", F_WRITE),
+    (103, L_CLOUD, "voltage_a", T_VALUE, 1, "V", 0),
+    (104, L_CLOUD, "current_a", T_VALUE, 3, "A", 0),
+    (105, L_CLOUD, "power_a", T_VALUE, 0, "W", 0),
+    (108, L_CLOUD, "power_factor_a", T_VALUE, 2, "", 0),
+    (109, L_CLOUD, "energy_forward_a", T_VALUE, 2, "kWh", 0),
+    (110, L_CLOUD, "energy_reverse_a", T_VALUE, 2, "kWh", 0),
+    (112, L_CLOUD, "voltage_b", T_VALUE, 1, "V", 0),
+    (113, L_CLOUD, "current_b", T_VALUE, 3, "A", 0),
+    (114, L_CLOUD, "power_b", T_VALUE, 0, "W", 0),
+    (117, L_CLOUD, "power_factor_b", T_VALUE, 2, "", 0),
+    (118, L_CLOUD, "energy_forward_b", T_VALUE, 2, "kWh", 0),
+    (119, L_CLOUD, "energy_reverse_b", T_VALUE, 2, "kWh", 0),
+    (121, L_CLOUD, "voltage_c", T_VALUE, 1, "V", 0),
+    (122, L_CLOUD, "current_c", T_VALUE, 3, "A", 0),
+    (123, L_CLOUD, "power_c", T_VALUE, 0, "W", 0),
+    (126, L_CLOUD, "power_factor_c", T_VALUE, 2, "", 0),
+    (127, L_CLOUD, "energy_forward_c", T_VALUE, 2, "kWh", 0),
+    (128, L_CLOUD, "energy_reverse_c", T_VALUE, 2, "kWh", 0),
+    (130, L_CLOUD, "current_unbalance", T_VALUE, 0, "%", 0),
 )
 
-# Per-phase power factor where a layout has no DP for it: P / (V * I), marked derived.
+# The fields of a raw phase DP (6, 7, 8), in order: state key prefix (+ phase), decimals,
+# unit. The 8-byte format has the first three; Tuya's v01/v02 format all six.
+PHASE_FIELDS = (("voltage_", 1, "V"), ("current_", 3, "A"), ("power_", 0, "W"),
+                ("reactive_power_", 0, "var"), ("apparent_power_", 0, "VA"),
+                ("power_factor_", 2, ""))
+RAW_PHASE = (6, 7, 8)
+
+# A meter's shape (Meter.shape): its layout | the extras below, which its entities
+# depend on beyond the layout
+X_PHASE = const(4)     # << phase: raw phase DP in the v01/v02 format (Q, S and PF)
+X_REPORT = const(32)   # DP 18 carries the report interval record
+X_SEEN = const(64)     # << i: DP SPM01_MAYBE[i] seen
+X_ALL = const(2044)
+# DPs of the common rows that a single-phase SPM01 may not have (the reference lists DPs
+# 1, 2, 6, 9, 12 for it): announced on a single-phase meter only once seen
+SPM01_MAYBE = (19, 29, 32, 50, 101)
+
+# Per-phase power factor where neither the layout nor the raw phase DP has one:
+# P / (V * I), marked derived.
 DERIVED = ("power_factor_a", "power_factor_b", "power_factor_c")
 DERIVED_DECIMALS = const(2)
 
+# DP 18 record 0x08 is the meter's data report interval in seconds, not an alarm
+# (zigbee2mqtt writes it so for SPM01V2/SPM02V2.5). The range the command accepts:
+REPORT_DP = const(18)
+REPORT_RECORD = const(8)
+REPORT_MIN = const(5)
+REPORT_MAX = const(3600)
+
 # Fault bitmap DP 9: bit -> name, per layout. v2 owners saw 0x04 on overcurrent and
-# 0x08 on phase loss; the other v2 bits are unknown and show as bit_N.
+# 0x08 on phase loss; the other v2 bits (and the SPM01's) are unknown and show as bit_N.
 FAULTS = {
     V2: {2: "overcurrent", 3: "phase_loss"},
     CLOUD: dict(enumerate((
@@ -99,48 +133,88 @@ ALARMS = {
 PRODUCT_HINTS = {"kxdr6su0c55p7bbo": V2}
 
 # Unit -> (Home Assistant device_class, state_class, Prometheus unit suffix in base units;
-# kWh go to Prometheus as joules).
+# kWh go to Prometheus as joules). "" is a power factor only for power_factor keys.
 UNITS = {
     "V": ("voltage", "measurement", "volts"),
     "A": ("current", "measurement", "amperes"),
     "W": ("power", "measurement", "watts"),
+    "var": ("reactive_power", "measurement", "voltamperes_reactive"),
+    "VA": ("apparent_power", "measurement", "voltamperes"),
     "kWh": ("energy", "total_increasing", "joules"),
     "Hz": ("frequency", "measurement", "hertz"),
     "": ("power_factor", "measurement", "ratio"),
     "%": (None, "measurement", "percent"),
     "s": (None, None, "seconds"),
 }
+NO_CLASS = (None, "measurement", "")  # unitless readings and units the table does not know
 
 
-def rows(layout):
-    """The rows that apply to a layout."""
-    return [r for r in ROWS if r[1] == ANY or r[1] == layout]
+def classes(key, unit):
+    """(device_class, state_class, Prometheus suffix) of a reading."""
+    if unit == "" and not key.startswith("power_factor"):
+        return NO_CLASS
+    return UNITS.get(unit, NO_CLASS)
 
 
-def row(dpid, layout):
+def phases(layout):
+    """How many phases a layout has."""
+    return 1 if layout == SPM01 else 3
+
+
+def applies(layouts, layout):
+    return layouts == ANY or layouts >> layout & 1
+
+
+def _claimed(user, dpid, key):
+    # a row of the owner's map shadows the table's rows of the same DP or key
+    for r in user:
+        if r[0] == dpid or r[2] == key:
+            return True
+    return False
+
+
+def each(layout, user=()):
+    """The rows that apply to a layout, one by one: the owner's first, then the table's."""
+    for r in user:
+        yield r
     for r in ROWS:
-        if r[0] == dpid and (r[1] == ANY or r[1] == layout):
+        if applies(r[1], layout) and not _claimed(user, r[0], r[2]):
+            yield r
+
+
+def row(dpid, layout, user=()):
+    for r in user:
+        if r[0] == dpid:
+            return r
+    for r in ROWS:
+        if r[0] == dpid and applies(r[1], layout) and not _claimed(user, -1, r[2]):
             return r
     return None
 
 
-def row_for_key(key, layout):
+def row_for_key(key, layout, user=()):
+    for r in user:
+        if r[2] == key:
+            return r
     for r in ROWS:
-        if r[2] == key and (r[1] == ANY or r[1] == layout):
+        if r[2] == key and applies(r[1], layout) and not _claimed(user, r[0], None):
             return r
     return None
 
 
-def dpid_for_key(key, layout):
-    r = row_for_key(key, layout)
-    return r[0] if r else None
-
-
-def unit_of(key, layout):
-    if key in DERIVED:
-        return ""
-    r = row_for_key(key, layout)
-    return r[5] if r else None
+def unit_of(key, layout, user=()):
+    """The unit of a state key: from its row, else from the raw phase fields (or DP 18's
+    report interval) it is decoded from; None for keys that are no reading."""
+    r = row_for_key(key, layout, user)
+    if r is not None:
+        return r[5]
+    if key == "report_interval":
+        return "s"
+    if len(key) > 2 and key[-2] == "_" and key[-1] in "abc":
+        for f in PHASE_FIELDS:
+            if key[:-1] == f[0]:
+                return f[2]
+    return None
 
 
 def layout_code(name):

@@ -1,6 +1,7 @@
 # The TuyaMCU conversation, sans-IO: the caller hands in frames and the time (ms,
 # MicroPython ticks), and takes out frames to send. Heartbeats, the handshake,
-# answers to the MCU's questions and one paced send queue.
+# answers to the MCU's questions, one paced send queue, and a query (0x08) when a meter
+# that answers heartbeats has sent no report for poll_ms (some only report when asked).
 #
 #   ev = link.receive(now, cmd, buf, start, n)   # bit set of EV_* for one frame
 #   data = link.poll(now)                         # bytes to write now, or None
@@ -33,8 +34,9 @@ HEARTBEAT_FRAME = b"\x55\xaa\x00\x00\x00\x00\xff"
 
 
 class Link:
-    def __init__(self, wifi_state=4):
+    def __init__(self, wifi_state=4, poll_ms=30000):
         self.wifi_state = wifi_state  # what we tell the MCU (4: "cloud connected")
+        self.poll_ms = poll_ms  # 0: never ask on our own
         self.rssi = -60
         self.clock = None  # function returning (y, mo, d, h, mi, s, weekday 1..7) or None
         self.online = False
@@ -51,7 +53,9 @@ class Link:
         self._ev = 0  # events raised by timers, handed out by take_events
         self._last_tx = None
         self.last_rx = None
+        self._quiet = 0  # when the last report came (or the last poll, or the MCU came online)
         # counters
+        self.polls = 0
         self.tx = 0
         self.rx = 0
         self.retries = 0
@@ -97,6 +101,7 @@ class Link:
             first = n > 0 and buf[start] == 0
             if not self.online:
                 self.online = True
+                self._quiet = now
                 ev |= EV_ONLINE
                 self.handshake()
             elif first:
@@ -107,8 +112,10 @@ class Link:
             self._hb_due = _add(now, HB_SLOW)
         elif cmd == tuya.REPORT:
             ev |= EV_DPS
+            self._quiet = now
         elif cmd == tuya.REPORT_ACK:
             ev |= EV_DPS
+            self._quiet = now
             self._reply(tuya.REPORT_ACK_ANSWER, b"\x01")
         elif cmd == tuya.PRODUCT:
             self._product(bytes(buf[start:start + n]))
@@ -188,6 +195,11 @@ class Link:
             self._hb_due = _add(now, HB_SLOW if self.online else HB_FAST)
             self._inflight = [tuya.HEARTBEAT, HEARTBEAT_FRAME, now, 1]
             return self._tx(now, HEARTBEAT_FRAME)
+        if self.online and self.poll_ms and _diff(now, self._quiet) >= self.poll_ms:
+            # silent too long: ask, and not again before another poll_ms has passed
+            self._quiet = now
+            self.polls += 1
+            self.send(tuya.QUERY)
         if self._queue and self.online:
             cmd, data = self._queue.pop(0)
             f = encode(cmd, data)

@@ -15,10 +15,10 @@ EV_CHANGED = const(64)  # a reading changed
 
 
 class Mcu:
-    def __init__(self, layout="auto", wifi_state=4):
+    def __init__(self, layout="auto", wifi_state=4, poll_s=30, user=()):
         self.dec = Decoder()
-        self.link = Link(wifi_state)
-        self.meter = Meter(layout)
+        self.link = Link(wifi_state, poll_s * 1000)
+        self.meter = Meter(layout, user)
         self.last_report = None
 
     def feed(self, now, data, n=-1):
@@ -62,6 +62,8 @@ class Mcu:
             "frames_tx": link.tx,
             "retries": link.retries,
             "reboots": link.reboots,
+            "polls": link.polls,
+            "poll_s": link.poll_ms // 1000,
             "errors": e,
             "last_report_s": None if self.last_report is None
             else ticks_diff(now, self.last_report) // 1000,

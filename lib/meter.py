@@ -1,6 +1,7 @@
 # The meter's state: every DP seen, kept as the raw bytes the MCU sent, and the
-# readings derived from them through the DP table, formatted exactly from integer
-# counts. Also decides the DP layout and flags readings that contradict physics.
+# readings derived from them through the DP table (and the owner's dps map), formatted
+# exactly from integer counts. Which layout applies is layout.py's to say, what
+# contradicts physics plausible.py's.
 try:
     from micropython import const
 except ImportError:
@@ -11,13 +12,15 @@ import json
 from binascii import hexlify
 
 import dptable as T
+import layout as L
+import plausible
 import spm02
-from tuya import T_VALUE, T_STRING, T_BOOL, TYPE_NAMES, dp_value
+from tuya import T_VALUE, T_BOOL, TYPE_NAMES, dp_value
 from ticks import diff as ticks_diff
 
 
 PHASES = ("a", "b", "c")
-RAW_PHASE = (6, 7, 8)
+RAW_PHASE = T.RAW_PHASE
 
 
 class Dp:
@@ -40,18 +43,22 @@ class Dp:
 
 
 class Meter:
-    def __init__(self, layout="auto"):
+    def __init__(self, layout="auto", user=()):
         self.dps = {}
-        self.seq = 0  # bumped on every change of a DP or of the layout
-        self.setting = layout if layout in ("auto", "v2", "cloud") else "auto"
+        self.seq = 0  # bumped on every change of a DP, of the layout or of the shape
+        self.user = tuple(user)  # rows of the owner's dps map: they win over the table
+        self.setting = layout if layout == "auto" or T.layout_code(layout) else "auto"
         self.layout = T.V2
-        self._why = WHY_DEFAULT << 16
+        self._why = L.WHY_DEFAULT << 16
         self.product_key = None
         self.neg_encoding = None  # seen in a raw phase DP: "offset" or "twos"
         self.bad_records = 0
+        # What discovery announces depends on: the layout | dptable's X_* extras
+        self.shape = T.V2
         if self.setting != "auto":
             self.layout = T.layout_code(self.setting)
-            self._why = WHY_FORCED << 16
+            self._why = L.WHY_FORCED << 16
+            self.shape = self.layout
 
     # --- input ---------------------------------------------------------------
 
@@ -90,7 +97,7 @@ class Meter:
             raw[j] = buf[start + j]
         self.seq += 1
         d.seq = self.seq
-        if dpid in RAW_PHASE and n == 8:
+        if n == 8 and dpid in RAW_PHASE:
             e = spm02.phase_encoding(raw)
             if e:
                 self.neg_encoding = e
@@ -102,80 +109,75 @@ class Meter:
 
     # --- layout --------------------------------------------------------------
 
-    def _count(self, dpid):
+    def _detect(self):
+        """After every changed report: the layout, and the extras discovery depends on.
+        Allocates nothing."""
+        if self.setting == "auto":
+            why = L.choose(self._why, L.evidence(self.dps, self.user), self.product_key)
+            if why != self._why:
+                self._why = why
+                self.layout = L.layout_of(why)
+        ext = 0
+        for k in range(T.phases(self.layout)):
+            d = L.raw_phase(self.dps, k, self.user)
+            if d is not None and d.n != 8:
+                ext |= T.X_PHASE << k
+        for i in range(len(T.SPM01_MAYBE)):
+            if T.SPM01_MAYBE[i] in self.dps:
+                ext |= T.X_SEEN << i
+        d = self.dps.get(T.REPORT_DP)
+        if d is not None and not self._user_has(T.REPORT_DP) \
+                and spm02.report_interval(d.raw, d.n) is not None:
+            ext |= T.X_REPORT
+        shape = self.layout | ext
+        if shape != self.shape:
+            self.shape = shape
+            self.seq += 1
+
+    def evidence(self):
+        """(layout, reason) from the DPs themselves, or None."""
+        why = L.evidence(self.dps, self.user)
+        return (L.layout_of(why), L.reason(why)) if why else None
+
+    @property
+    def layout_reason(self):
+        return L.reason(self._why, self.product_key, len(self.user))
+
+    def layout_name(self):
+        return T.LAYOUTS[self.layout]
+
+    def phases(self):
+        return T.phases(self.layout)
+
+    # --- the table, with the owner's map -------------------------------------
+
+    def _user_has(self, dpid):
+        for r in self.user:
+            if r[0] == dpid:
+                return True
+        return False
+
+    def row(self, dpid):
+        return T.row(dpid, self.layout, self.user)
+
+    def row_for_key(self, key):
+        return T.row_for_key(key, self.layout, self.user)
+
+    def dpid_for_key(self, key):
+        r = self.row_for_key(key)
+        return r[0] if r else None
+
+    def unit_of(self, key):
+        return T.unit_of(key, self.layout, self.user)
+
+    def count(self, dpid):
+        """The integer a 4-byte value DP holds, or None."""
         d = self.dps.get(dpid)
         if d is None or d.type != T_VALUE or d.n != 4:
             return None
         return d.value()
 
-    def _evidence(self):
-        """Why the DPs themselves point to a layout, as WHY_* << 16 | DP id, or 0.
-        Runs on every changed report, so it allocates nothing."""
-        dps = self.dps
-        for d in range(111, 131):
-            if d in dps:
-                return WHY_HIGH << 16 | d
-        for k in range(3):
-            raw = dps.get(6 + k)
-            if raw is None or raw.n != 8:
-                continue
-            r = raw.raw  # the fields one by one: spm02.phase would allocate a tuple
-            v = r[0] << 8 | r[1]
-            i = spm02.field(r, 2)
-            p = spm02.field(r, 5)
-            base = 102 + 3 * k  # v2: voltage, current, power of phase k
-            if self._matches(base, base + 1, base + 2, v, i, p):
-                return WHY_V2 << 16 | base
-            base = 103 + 9 * k  # cloud: voltage, current, power of phase k
-            if self._matches(base, base + 1, base + 2, v, i, p):
-                return WHY_CLOUD << 16 | base
-        return 0
-
-    def _matches(self, dv, di, dp, v, i, p):
-        a = self._count(dv)
-        b = self._count(di)
-        c = self._count(dp)
-        return a is not None and b is not None and c is not None and _near(a, v) and _near(b, i) and _near(c, p)
-
-    def evidence(self):
-        """(layout, reason) from the DPs themselves, or None."""
-        why = self._evidence()
-        return (_WHY_LAYOUT[why >> 16], _reason(why, None)) if why else None
-
-    @property
-    def layout_reason(self):
-        return _reason(self._why, self.product_key)
-
-    def _detect(self):
-        if self.setting != "auto":
-            return
-        why = self._evidence()
-        if not why:
-            if self._why >> 16 in (WHY_HIGH, WHY_V2, WHY_CLOUD):
-                return  # the DPs decided before: a report without the deciding DPs changes nothing
-            pk = self.product_key
-            hint = T.PRODUCT_HINTS.get(pk) if isinstance(pk, str) else None
-            if hint is None and isinstance(pk, str) and "g5n4t0" in pk:
-                hint = T.CLOUD
-            if hint is None:
-                return
-            why = (WHY_HINT_V2 if hint == T.V2 else WHY_HINT_CLOUD) << 16
-        if why != self._why:
-            self._why = why
-            self.layout = _WHY_LAYOUT[why >> 16]
-            self.seq += 1
-
-    def layout_name(self):
-        return T.LAYOUTS[self.layout]
-
     # --- readings ------------------------------------------------------------
-
-    def _row_dp(self, key):
-        """(row, Dp) of the reading named key in the current layout, or (row, None)."""
-        r = T.row_for_key(key, self.layout)
-        if r is None:
-            return None, None
-        return r, self.dps.get(r[0])
 
     def phase_counts(self, k):
         """(V 0.1 V, I 0.001 A, P W) of phase k with the DP ids they came from: the
@@ -183,16 +185,16 @@ class Meter:
         p = PHASES[k]
         out = []
         ids = []
-        raw = self.dps.get(RAW_PHASE[k])
-        rv = spm02.phase(raw.raw) if raw is not None and raw.n == 8 else None
-        for j, name in enumerate(("voltage_", "current_", "power_")):
-            r, d = self._row_dp(name + p)
+        raw = L.raw_phase(self.dps, k, self.user)
+        for j in range(3):
+            r = self.row_for_key(T.PHASE_FIELDS[j][0] + p)
+            d = self.dps.get(r[0]) if r is not None else None
             if d is not None and d.type == T_VALUE:
                 out.append(d.value())
                 ids.append(d.id)
-            elif rv is not None:
-                out.append(rv[j])
-                ids.append(RAW_PHASE[k])
+            elif raw is not None:
+                out.append(spm02.phase_field(raw.raw, raw.n, j))
+                ids.append(raw.id)
             else:
                 out.append(None)
                 ids.append(None)
@@ -203,9 +205,12 @@ class Meter:
         else value is an integer count. dpids names the DPs the reading came from."""
         have = set()
         lay = self.layout
-        for dpid, rl, key, typ, dec, unit, flags in T.ROWS:
-            if (rl != T.ANY and rl != lay) or flags & (T.F_HIDDEN | T.F_PHASE | T.F_ALARMS):
+        nph = T.phases(lay)
+        for dpid, rl, key, typ, dec, unit, flags in T.each(lay, self.user):
+            if flags & (T.F_HIDDEN | T.F_PHASE | T.F_ALARMS):
                 continue  # phase DPs feed the per-phase readings, alarms are merged below
+            if nph == 1 and len(key) > 2 and key[-2] == "_" and key[-1] in "bc":
+                continue  # a single-phase meter has no phase B or C
             d = self.dps.get(dpid)
             if d is None:
                 continue
@@ -226,17 +231,20 @@ class Meter:
             have.add(key)
             yield (key, v, dec, (dpid,))
         # Per-phase readings from the raw phase DPs where the layout's own DPs are missing
-        for k in range(3):
-            raw = self.dps.get(RAW_PHASE[k])
-            if raw is None or raw.n != 8:
+        for k in range(nph):
+            raw = L.raw_phase(self.dps, k, self.user)
+            if raw is None:
                 continue
-            rv = spm02.phase(raw.raw)
-            for j, (name, dec) in enumerate((("voltage_", 1), ("current_", 3), ("power_", 0))):
-                key = name + PHASES[k]
-                if key not in have:
-                    yield (key, rv[j], dec, (RAW_PHASE[k],))
-        # Per-phase power factor where the layout has none: P / (V * I)
-        for k in self._derived_phases():
+            for j in range(6):
+                key = T.PHASE_FIELDS[j][0] + PHASES[k]
+                if key in have:
+                    continue
+                v = spm02.phase_field(raw.raw, raw.n, j)
+                if v is not None:
+                    have.add(key)
+                    yield (key, v, T.PHASE_FIELDS[j][1], (raw.id,))
+        # Per-phase power factor where neither the layout nor the meter gives one: P / (V * I)
+        for k in self._derived_phases(have):
             (v, i, p), ids = self.phase_counts(k)
             if v and i and p is not None:
                 # P [W] / (V [0.1 V] * I [0.001 A]) = P * 10000 / (v * i)
@@ -245,8 +253,12 @@ class Meter:
         al = {}
         for dpid in (17, 18):
             d = self.dps.get(dpid)
-            if d is not None:
+            if d is not None and not self._user_has(dpid):
                 al.update(spm02.alarms(dpid, d.raw))
+                if dpid == T.REPORT_DP and "report_interval" not in have:
+                    ri = spm02.report_interval(d.raw, d.n)
+                    if ri is not None:
+                        yield ("report_interval", ri, 0, (dpid,))
         if al:
             yield ("alarms", al, None, (17, 18))
 
@@ -255,8 +267,19 @@ class Meter:
         else value is an integer count. dpids names the DPs the reading came from."""
         return list(self.iter_readings())
 
-    def _derived_phases(self):
-        return [k for k in range(3) if T.row_for_key(T.DERIVED[k], self.layout) is None]
+    def _derived_phases(self, have=None):
+        out = []
+        for k in range(T.phases(self.layout)):
+            key = T.DERIVED[k]
+            if have is not None and key in have:
+                continue
+            if self.row_for_key(key) is not None:
+                continue
+            raw = L.raw_phase(self.dps, k, self.user)
+            if raw is not None and raw.n != 8:
+                continue  # the v01/v02 format carries the meter's own power factor
+            out.append(k)
+        return out
 
     def derived_keys(self):
         return [T.DERIVED[k] for k in self._derived_phases()]
@@ -276,7 +299,7 @@ class Meter:
         counts (never through floats), for writing to a socket piece by piece."""
         sep = "{"
         for key, v, dec, _ in self.iter_readings():
-            # keys are identifiers from the table: no escaping needed
+            # keys are identifiers from the table or the validated dps map: no escaping
             yield '%s"%s":%s' % (sep, key, spm02.fmt(v, dec) if dec is not None else json.dumps(v))
             sep = ","
         if self.dps:
@@ -289,75 +312,23 @@ class Meter:
         """The state object as one JSON text (the MQTT payload)."""
         return "".join(self.state_parts())
 
-    # --- plausibility --------------------------------------------------------
-
     def warnings(self):
-        """Readings that contradict physics, naming the DPs involved. On this meter
-        they almost always mean the wrong DP layout."""
-        out = []
-        total = 0
-        total_ids = []
-        complete = True
-        for k in range(3):
-            (v, i, p), ids = self.phase_counts(k)
-            if p is None:
-                complete = False
-            else:
-                total += p
-                total_ids.append(ids[2])
-            if v is None or i is None or p is None:
-                continue
-            va = v * abs(i)  # in 0.0001 VA
-            if abs(p) * 10000 > va * 105 // 100 + 50000:
-                out.append("phase %s: power %d W is more than voltage x current %s VA (DP %s)"
-                           % (PHASES[k].upper(), p, spm02.fmt(va // 10000, 0), _ids(ids)))
-            if abs(i) > 0 and not (800 <= v <= 3000):
-                out.append("phase %s: voltage %s V outside 80..300 V with current flowing (DP %s)"
-                           % (PHASES[k].upper(), spm02.fmt(v, 1), _ids(ids[:2])))
-        tp = self._count(T.dpid_for_key("power", self.layout))
-        if complete and tp is not None:
-            if abs(total - tp) > max(20, abs(tp) // 20):
-                out.append("phase powers add up to %d W but total power is %d W (DP %s)"
-                           % (total, tp, _ids(total_ids + [29])))
-        for r in T.rows(self.layout):
-            if r[2].startswith("power_factor"):
-                c = self._count(r[0])
-                if c is not None and not (-100 <= c <= 100):
-                    out.append("%s %s outside -1..1 (DP %d)" % (r[2], spm02.fmt(c, 2), r[0]))
-        if self.setting != "auto":
-            ev = self.evidence()
-            if ev and ev[0] != self.layout:
-                out.append("layout forced to %s but the DPs say %s: %s"
-                           % (self.setting, T.LAYOUTS[ev[0]], ev[1]))
-        return out
+        """Readings that contradict physics, naming the DPs involved."""
+        return plausible.warnings(self)
 
     # --- every DP seen -------------------------------------------------------
 
     def dp_list(self, now):
-        """[{id, type, hex, value, key, age_s[, scaled, unit]}] of every DP the meter
-        sent, mapped or not. "scaled" is (count, decimals): see dps_json."""
-        out = []
-        for dpid in sorted(self.dps):
-            d = self.dps[dpid]
-            r = T.row(dpid, self.layout)
-            v = d.value()
-            if not isinstance(v, (int, str)):
-                v = d.hex()
-            e = {"id": dpid, "type": TYPE_NAMES[d.type] if d.type < 6 else str(d.type),
-                 "hex": d.hex(), "value": v, "key": r[2] if r else None,
-                 "age_s": ticks_diff(now, d.t) // 1000}
-            if r and isinstance(v, int) and d.type == T_VALUE:
-                e["scaled"] = (v, r[4])
-                e["unit"] = r[5]
-            out.append(e)
-        return out
+        """[{id, type, hex, value, key, age_s[, scaled, unit]}] of every DP the meter sent,
+        mapped or not (for tools and tests: the device writes dps_parts)."""
+        return json.loads(self.dps_json(now))
 
     def dps_parts(self, now):
         """dp_list as pieces of JSON text: "[", one object per DP, "]"."""
         sep = "["
         for dpid in sorted(self.dps):
             d = self.dps[dpid]
-            r = T.row(dpid, self.layout)
+            r = self.row(dpid)
             v = d.value()
             if isinstance(v, int):
                 val = "%d" % v
@@ -367,7 +338,7 @@ class Meter:
                 val = '"%s"' % d.hex()
             extra = ""
             if r and isinstance(v, int) and d.type == T_VALUE:
-                extra = ', "scaled": %s, "unit": "%s"' % (spm02.fmt(v, r[4]), r[5])
+                extra = ', "scaled": %s, "unit": %s' % (spm02.fmt(v, r[4]), json.dumps(r[5]))
             yield '%s{"id": %d, "type": "%s", "hex": "%s", "value": %s, "key": %s, "age_s": %d%s}' % (
                 sep, dpid, TYPE_NAMES[d.type] if d.type < 6 else d.type, d.hex(), val,
                 '"%s"' % r[2] if r else "null", ticks_diff(now, d.t) // 1000, extra)
@@ -376,43 +347,6 @@ class Meter:
 
     def dps_json(self, now):
         return "".join(self.dps_parts(now))
-
-# Why a layout was chosen: kind << 16 | the DP that decided it
-WHY_DEFAULT = const(0)
-WHY_FORCED = const(1)
-WHY_HINT_V2 = const(2)
-WHY_HINT_CLOUD = const(3)
-WHY_HIGH = const(4)
-WHY_V2 = const(5)
-WHY_CLOUD = const(6)
-_WHY_LAYOUT = (T.V2, None, T.V2, T.CLOUD, T.CLOUD, T.V2, T.CLOUD)
-
-
-def _reason(why, product_key):
-    kind = why >> 16
-    d = why & 0xFFFF
-    if kind == WHY_HIGH:
-        return "DP %d seen: only the cloud layout has DPs above 110" % d
-    if kind == WHY_V2 or kind == WHY_CLOUD:
-        return ("DP %d, %d, %d equal the voltage, current and power inside raw DP %d"
-                % (d, d + 1, d + 2, 6 + (d - 102) // 3 if kind == WHY_V2 else 6 + (d - 103) // 9))
-    if kind == WHY_HINT_V2 or kind == WHY_HINT_CLOUD:
-        return "product key %s (a hint until the DPs confirm it)" % product_key
-    if kind == WHY_FORCED:
-        return "forced by config"
-    return "default: no evidence yet"
-
-
-def _near(a, b):
-    return abs(a - b) <= max(2, abs(b) // 50)
-
-
-def _ids(ids):
-    seen = []
-    for i in ids:
-        if i is not None and i not in seen:
-            seen.append(i)
-    return ", ".join(str(i) for i in seen)
 
 
 def _num(count, dec):

@@ -1,6 +1,7 @@
-# /metrics in the Prometheus text format, derived from the DP table through the
-# meter's readings: base units (volts, amperes, watts, joules, hertz, ratios), one
-# family per reading, per-phase readings with a phase label.
+# /metrics in the Prometheus text format, derived from the DP table (and the owner's
+# dps map) through the meter's readings: base units (volts, amperes, watts, voltamperes,
+# joules, hertz, ratios), one family per reading, per-phase readings with a phase label.
+# A reading in a unit the table does not know gets a family without a unit suffix.
 import dptable as T
 import spm02
 
@@ -8,19 +9,17 @@ PREFIX = "spm02_"
 
 
 def _family(key, unit):
-    """(family name, phase or None, type, count -> (count, decimals) converter)."""
+    """(family name, phase or None, type)."""
     phase = None
     name = key
     if len(key) > 2 and key[-2] == "_" and key[-1] in "abc":
         phase = key[-1]
         name = "phase_" + key[:-2]
-    suffix = T.UNITS[unit][2]
-    typ = "gauge"
-    if unit == "kWh":
-        typ = "counter"
+    suffix = T.classes(key, unit)[2]
+    typ = "counter" if unit == "kWh" else "gauge"
     if suffix == "percent":
         suffix = "ratio"
-    fam = PREFIX + name + "_" + suffix
+    fam = PREFIX + name + ("_" + suffix if suffix else "")
     if typ == "counter":
         fam += "_total"
     return fam, phase, typ
@@ -44,8 +43,8 @@ def lines(meter, mcu_status=None, mqtt_connected=None):
         vals[key] = v
         if dec is None or key == "faults_raw":
             continue
-        unit = T.unit_of(key, meter.layout)
-        if unit is None or unit not in T.UNITS:
+        unit = meter.unit_of(key)
+        if unit is None:
             continue
         fam, phase, typ = _family(key, unit)
         if fam not in fams:
@@ -77,6 +76,9 @@ def lines(meter, mcu_status=None, mqtt_connected=None):
         yield "# TYPE spm02_frames_received_total counter\nspm02_frames_received_total %d\n" % st["frames_rx"]
         yield "# HELP spm02_frames_sent_total TuyaMCU frames sent\n"
         yield "# TYPE spm02_frames_sent_total counter\nspm02_frames_sent_total %d\n" % st["frames_tx"]
+        if "polls" in st:
+            yield "# HELP spm02_mcu_polls_total Queries sent because the meter was silent for mcu.poll_s\n"
+            yield "# TYPE spm02_mcu_polls_total counter\nspm02_mcu_polls_total %d\n" % st["polls"]
         yield "# HELP spm02_link_errors_total TuyaMCU link errors by kind\n# TYPE spm02_link_errors_total counter\n"
         errs = st["errors"]
         for k in sorted(errs):

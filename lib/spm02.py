@@ -1,5 +1,6 @@
-# Decoders for the SPM02's structured DPs: raw phase readings (6, 7, 8), the fault
-# bitmap (9) and the alarm settings lists (17, 18), plus exact number formatting.
+# Decoders for the SPM02 family's structured DPs: raw phase readings (6, 7, 8) in the
+# 8-byte and Tuya's v01/v02 formats, the fault bitmap (9) and the alarm settings lists
+# (17, 18, with DP 18's report interval record), plus exact number formatting.
 # Pure functions on bytes and ints.
 try:
     from micropython import const
@@ -7,7 +8,7 @@ except ImportError:
     def const(x):
         return x
 
-from dptable import FAULTS, ALARMS
+from dptable import FAULTS, ALARMS, REPORT_DP, REPORT_RECORD
 from tuya import be_uint
 
 NEG_LIMIT = const(0x100000)   # no real reading reaches 1048 A or 1048 kW: at or above is negative
@@ -35,7 +36,7 @@ def s24_encoding(v):
 
 
 def field(buf, start):
-    """One signed 24-bit field (current or power) of a raw phase DP."""
+    """One signed 24-bit field (current or power) of an 8-byte raw phase DP."""
     return s24(be_uint(buf, start, 3))
 
 
@@ -44,8 +45,61 @@ def phase(buf, start=0):
     return be_uint(buf, start, 2), field(buf, start + 2), field(buf, start + 5)
 
 
+# Fields of a raw phase DP, as dptable.PHASE_FIELDS lists them
+PH_V = const(0)
+PH_I = const(1)
+PH_P = const(2)
+PH_Q = const(3)
+PH_S = const(4)
+PH_PF = const(5)
+# v02's sign byte: bit0 I, bit1 P, bit2 Q, bit3 PF; S has none
+_SIGN_BIT = (0, 1, 2, 4, 0, 8)
+
+
+def phase_format(raw, n):
+    """8 for the 8-byte format, 1 or 2 for Tuya's v01 (17 bytes) / v02 (18 bytes)
+    (`ver | 0x0F | V | I | P | Q | S | PF [| signs]`), 0 for anything else."""
+    if n == 8:
+        return 8
+    if (n == 17 or n == 18) and raw[0] == n - 16 and raw[1] == 0x0F:
+        return n - 16
+    return 0
+
+
+def phase_field(raw, n, j):
+    """Field j (PH_*) of a raw phase DP of n bytes as a signed count in the unit of
+    dptable.PHASE_FIELDS, or None where the format has no such field. Allocates nothing
+    (the layout evidence calls it on every changed report)."""
+    fmt = phase_format(raw, n)
+    if fmt == 8:
+        if j == PH_V:
+            return raw[0] << 8 | raw[1]
+        return field(raw, 2 + 3 * (j - 1)) if j <= PH_P else None
+    if not fmt:
+        return None
+    if j == PH_V:
+        return raw[2] << 8 | raw[3]
+    # magnitudes: v01 has no signs (all non-negative), v02 a sign bit per field
+    v = raw[16] if j == PH_PF else be_uint(raw, 4 + 3 * (j - 1), 3)
+    if fmt == 2 and raw[17] & _SIGN_BIT[j]:
+        return -v
+    return v
+
+
+def phase_fields(raw):
+    """Every field of a raw phase DP: a tuple of 6, None where the format has none;
+    None for a value in no known format. For tools and tests."""
+    n = len(raw)
+    if not phase_format(raw, n):
+        return None
+    return tuple(phase_field(raw, n, j) for j in range(6))
+
+
 def phase_encoding(raw):
-    """The negative encoding seen in a raw phase DP, or None when all fields are positive."""
+    """The negative encoding seen in an 8-byte raw phase DP, or None when all fields are
+    positive (the v01/v02 formats carry signs as bits)."""
+    if len(raw) != 8:
+        return None
     for k in (2, 5):
         e = s24_encoding(be_uint(raw, k, 3))
         if e:
@@ -78,11 +132,22 @@ def alarm_name(dpid, rid):
 
 
 def alarms(dpid, raw):
-    """{name: {"enabled": bool, "threshold": int}} of one DP 17/18 value."""
+    """{name: {"enabled": bool, "threshold": int}} of one DP 17/18 value; DP 18's report
+    interval record is no alarm (see report_interval)."""
     out = {}
     for rid, en, th in alarm_records(raw):
+        if dpid == REPORT_DP and rid == REPORT_RECORD:
+            continue
         out[alarm_name(dpid, rid)] = {"enabled": en == 1, "threshold": th}
     return out
+
+
+def report_interval(raw, n):
+    """The report interval (s) in DP 18's record 0x08, or None. Allocates nothing."""
+    for i in range(0, n - 3, 4):
+        if raw[i] == REPORT_RECORD:
+            return raw[i + 2] << 8 | raw[i + 3]
+    return None
 
 
 def encode_alarms(records):

@@ -3,20 +3,22 @@
 terminal and hexdump captures, C arrays, text copied from a web page.
 
     make decode [JSON=1] < log
-    python tools/decode.py [--json] [--layout auto|v2|cloud] [FILE ...]
+    python tools/decode.py [--json] [--layout auto|v2|cloud|spm01] [--config FILE] [FILE ...]
 
 The hex bytes found in the text go through the firmware's own code: lib/tuya.py cuts
 them into frames (broken ones are counted and skipped, as on the device), and the MCU's
 frames feed lib/mcu.py, so the DP layout and the state printed at the end are what the
 firmware would publish. Every frame is then printed with its DPs named and scaled by the
-DP table of the layout finally chosen. CPython only.
+DP table of the layout finally chosen (with the owner's `dps` map of a config file given with
+--config). CPython only.
 """
 import json
 import os
 import re
 import sys
 
-_LIB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib")
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_LIB = os.path.join(_ROOT, "lib")
 if _LIB not in sys.path:
     sys.path.insert(0, _LIB)
 
@@ -132,9 +134,9 @@ class Capture:
     continues a frame still open) go through tuya.Decoder; the MCU's frames go
     through mcu.Mcu, so the meter state is the firmware's own."""
 
-    def __init__(self, layout="auto"):
+    def __init__(self, layout="auto", user=()):
         self.dec = tuya.Decoder()
-        self.mcu = Mcu(layout)
+        self.mcu = Mcu(layout, user=user)
         self.meter = self.mcu.meter
         self.frames = []
         self.lib_errors = []
@@ -227,8 +229,8 @@ class Capture:
         return e
 
 
-def scan(text, layout="auto"):
-    return Capture(layout).text(text).finish()
+def scan(text, layout="auto", user=()):
+    return Capture(layout, user).text(text).finish()
 
 
 # --- describing frames -------------------------------------------------------------
@@ -247,9 +249,13 @@ def _alarms_text(al):
                      for k, a in al.items()) or "none"
 
 
-def describe_dp(dpid, dptype, raw, layout):
-    """(JSON object, text) of one DP record, read through the DP table of layout."""
-    r = T.row(dpid, layout)
+PHASE_NAMES = ("voltage", "current", "power", "reactive_power", "apparent_power", "power_factor")
+
+
+def describe_dp(dpid, dptype, raw, layout, user=()):
+    """(JSON object, text) of one DP record, read through the DP table of layout (and the
+    owner's rows)."""
+    r = T.row(dpid, layout, user)
     value = tuya.dp_value(dptype, raw, 0, len(raw))
     key = r[2] if r else None
     flags = r[6] if r else 0
@@ -258,10 +264,19 @@ def describe_dp(dpid, dptype, raw, layout):
          "key": key}
     shown = json.dumps(value) if isinstance(value, str) else e["value"]
     note = None
-    if flags & T.F_PHASE and dptype == tuya.T_RAW and len(raw) == 8:
-        v, i, p = spm02.phase(raw)
-        e["phase"] = {"voltage": _num(v, 1), "current": _num(i, 3), "power": p}
-        note = "%s %s %s" % (_units(v, 1, "V"), _units(i, 3, "A"), _units(p, 0, "W"))
+    fields = spm02.phase_fields(raw) if flags & T.F_PHASE and dptype == tuya.T_RAW else None
+    if fields:
+        e["phase"] = {}
+        parts = []
+        for j, c in enumerate(fields):
+            if c is not None:
+                dec, unit = T.PHASE_FIELDS[j][1:]
+                e["phase"][PHASE_NAMES[j]] = _num(c, dec)
+                parts.append(_units(c, dec, unit) if unit else "PF " + spm02.fmt(c, dec))
+        note = " ".join(parts)
+        if len(raw) != 8:
+            e["format"] = "v%02d" % raw[0]
+            note += ", Tuya v%02d format" % raw[0]
         enc = spm02.phase_encoding(raw)
         if enc:
             e["neg_encoding"] = enc
@@ -274,6 +289,10 @@ def describe_dp(dpid, dptype, raw, layout):
     elif flags & T.F_ALARMS:
         e["alarms"] = spm02.alarms(dpid, raw)
         note = _alarms_text(e["alarms"])
+        ri = spm02.report_interval(raw, len(raw)) if dpid == T.REPORT_DP else None
+        if ri is not None:
+            e["report_interval"] = ri
+            note += "; report interval %d s" % ri
     elif r and isinstance(value, int) and dptype == tuya.T_VALUE and (r[4] or r[5]):
         e["scaled"] = _num(value, r[4])
         e["unit"] = r[5]
@@ -284,7 +303,7 @@ def describe_dp(dpid, dptype, raw, layout):
     return e, text + (" (%s)" % note if note else "")
 
 
-def describe(f, layout):
+def describe(f, layout, user=()):
     """(JSON object, text) of one frame."""
     name = CMD_NAMES.get(f.cmd) or "cmd_0x%02x" % f.cmd
     e = {"line": f.line, "dir": "mcu" if f.from_mcu else "module", "ver": f.ver,
@@ -300,7 +319,7 @@ def describe(f, layout):
         e["dps"] = []
         end = 0
         for dpid, typ, s, n in recs:
-            de, text = describe_dp(dpid, typ, data[s:s + n], layout)
+            de, text = describe_dp(dpid, typ, data[s:s + n], layout, user)
             e["dps"].append(de)
             parts.append(text)
             end = s + n
@@ -328,9 +347,9 @@ def describe(f, layout):
     return e, head + (": " + " | ".join(parts) if parts else "")
 
 
-def _reading_text(key, v, dec, layout):
+def _reading_text(key, v, dec, meter):
     if dec is not None:  # an integer count: exact text, as in the firmware's JSON
-        return _units(v, dec, T.unit_of(key, layout) or "")
+        return _units(v, dec, meter.unit_of(key) or "")
     if isinstance(v, list):
         return ", ".join(str(x) for x in v) or "none"
     if key == "alarms":
@@ -361,7 +380,7 @@ def summary(cap):
         out.append("state:")
         w = max(len(r[0]) for r in rd)
         for key, v, dec, ids in rd:
-            out.append("  %-*s  %-16s DP %s" % (w, key, _reading_text(key, v, dec, m.layout),
+            out.append("  %-*s  %-16s DP %s" % (w, key, _reading_text(key, v, dec, m),
                                                ", ".join(str(i) for i in ids)))
         out.append("warnings: " + ("; ".join(m.warnings()) or "none"))
     errs = {k: v for k, v in cap.errors().items() if v}
@@ -381,7 +400,9 @@ def main(argv=None, stdin=None, stdout=None, stderr=None):
     import argparse
     ap = argparse.ArgumentParser(description="Decode TuyaMCU frames found in any text.")
     ap.add_argument("--json", action="store_true", help="one JSON object per frame, then the state")
-    ap.add_argument("--layout", default="auto", choices=("auto", "v2", "cloud"))
+    ap.add_argument("--layout", default=None, choices=("auto", "v2", "cloud", "spm01"),
+                    help="default: the config's layout (with --config), else auto")
+    ap.add_argument("--config", help="a config.json: its layout and its dps map (the owner's DPs)")
     ap.add_argument("files", nargs="*", help="log files (default: standard input)")
     args = ap.parse_args(argv)
     stdout = stdout or sys.stdout
@@ -400,11 +421,20 @@ def main(argv=None, stdin=None, stdout=None, stderr=None):
     else:
         data = (stdin or sys.stdin.buffer).read()
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    cap = scan(text, args.layout)
+    layout, user = args.layout or "auto", ()
+    if args.config:
+        sys.path.insert(0, _ROOT)
+        from firmware import config
+        with open(args.config, "rb") as fh:
+            cfg, warnings = config.parse(fh.read().decode("utf-8", "replace"))
+        for w in warnings:
+            stderr.write("config: %s\n" % w)
+        layout, user = args.layout or cfg["layout"], cfg["dps"]
+    cap = scan(text, layout, user)
     lay = cap.meter.layout
     for f in cap.frames:
         try:
-            e, line = describe(f, lay)
+            e, line = describe(f, lay, user)
         except Exception as ex:  # a lib bug: show the frame anyway
             cap.lib_errors.append("line %s: describing %s: %r" % (f.line, f.raw.hex(), ex))
             e = {"line": f.line, "dir": "mcu" if f.from_mcu else "module", "ver": f.ver,

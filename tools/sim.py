@@ -26,7 +26,11 @@ def port_or_free(p):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--layout", default=os.environ.get("LAYOUT", "v2"), choices=("v2", "cloud"))
+    ap.add_argument("--layout", default=os.environ.get("LAYOUT", "v2"), choices=("v2", "cloud", "spm01"))
+    ap.add_argument("--raw-format", default=os.environ.get("RAW", "8"), choices=("8", "v01", "v02", "none"),
+                    help="raw phase DPs: 8 bytes, Tuya's v01/v02, or none (value DPs only)")
+    ap.add_argument("--only-when-asked", action="store_true", default=bool(os.environ.get("ASKED")),
+                    help="the meter reports only when asked: the firmware polls it")
     ap.add_argument("--interval", type=float, default=float(os.environ.get("INTERVAL", "5")))
     ap.add_argument("--http-port", type=int, default=int(os.environ.get("HTTP_PORT", "8080")))
     ap.add_argument("--noise", type=float, default=0.0)
@@ -38,12 +42,16 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     try:
         broker = Mosquitto(port_or_free(1883)).start()
-        sim = Simulator(layout=a.layout, port=0, interval=a.interval, noise=a.noise).start()
+        sim = Simulator(layout=a.layout, port=0, interval=a.interval, noise=a.noise,
+                        raw_format=None if a.raw_format == "none" else a.raw_format,
+                        push=not a.only_when_asked).start()
         fw = Firmware(sim.port, broker.port, port_or_free(a.http_port), heapsize=a.heapsize)
         fw.start()
         print()
         print("  SPM02 firmware running in the MicroPython unix port, against a simulated meter")
-        print("  (%s layout, a report every %g s) and Mosquitto on 127.0.0.1:%d." % (a.layout, a.interval, broker.port))
+        print("  (%s layout, raw format %s, %s) and Mosquitto on 127.0.0.1:%d."
+              % (a.layout, a.raw_format, "reports only when asked" if a.only_when_asked
+                 else "a report every %g s" % a.interval, broker.port))
         print()
         print("  status page:  %s" % fw.url("/"))
         print("  state API:    %s" % fw.url("/api/state"))

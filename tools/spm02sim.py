@@ -1,14 +1,26 @@
 #!/usr/bin/env python3
-"""Simulated SPM02 v2 meter MCU: a TuyaMCU peer on a TCP socket (CPython, stdlib only).
+"""Simulated SPM02-family meter MCU: a TuyaMCU peer on a TCP socket (CPython, stdlib only).
 
 The firmware on the host talks to "the UART" as a TCP connection; this program sits at the
 other end and behaves like the meter's MCU (see the shared spm02-reference.md). It is the
 truth the end-to-end tests compare the firmware against, and what `make sim` runs.
 
     sim = Simulator(layout="v2", port=0, interval=0.3, seed=1)
+    Simulator(layout="spm01", push=False)     # single-phase, reports only when asked
+    Simulator(raw_format="v02")               # Tuya's 18-byte raw phase format
+    Simulator(raw_format=None)                # a v2 meter with value DPs 102..110 only
     with sim:                       # start() ... stop()
         connect to 127.0.0.1:sim.port, heartbeat, 0x01, 0x02, 0x03, 0x08 ...
         sim.truth()                 # state keys of the last values sent, in contract units
+
+Profiles: `layout` "v2" (DP 102..110 per phase), "cloud" (g5n4t0, DP 102 report interval,
+103..130) or "spm01" (single-phase: DP 1 and DP 2 energy, raw DP 6, DP 9, DP 18 with the
+report interval record 0x08; `value_dps=True` sends DP 102..104 as well). `raw_format` is
+"8" (voltage, current, power), "v01"/"v02" (Tuya's 17/18-byte format with reactive and
+apparent power and the power factor; v01 has no signs, v02 sign bits) or None (no raw phase
+DPs at all). `value_dps=False` drops the per-phase value DPs. `push=False`: the meter never
+reports on its own, only when asked (0x08). `dp18_interval` puts record 0x08 (seconds) in
+DP 18 (default: 30 for spm01). `extra_dps` {dpid: (type, value)} go out in every report.
 
 Choices worth knowing (the reference leaves them open):
 - Current is reported as a magnitude and the sign lives in the power (and power factor):
@@ -16,9 +28,10 @@ Choices worth knowing (the reference leaves them open):
 - Negative 24-bit fields inside raw DPs 6/7/8 use `neg_encoding`: "twos" (24-bit two's
   complement) or "offset" (0x19999A - |x|, as the zigbee SPM02 firmwares do). Value DPs
   (4 bytes) always carry negatives as 32-bit two's complement.
-- Cloud DP 102 (report_interval, 225..3600 s) is stored, clamped to its range and reported
-  back, but does not change the simulator's real report period (`interval`), so tests and
-  demos can keep a short one.
+- Cloud DP 102 (report_interval, 225..3600 s) and DP 18's record 0x08 are stored and
+  reported back (DP 102 clamped to its range), but do not change the simulator's real
+  report period (`interval`), so tests and demos can keep a short one.
+- Reactive power is sqrt(S^2 - P^2) with S = V x I, negative while the phase exports.
 - Faults (DP 9) are evaluated on every fresh measurement from the enabled alarms: phase_loss
   when a phase is under 10 V, undervoltage for 10 V <= V < threshold, overvoltage above,
   overcurrent above the threshold in A, unbalance above the threshold in %, high_power when
@@ -162,13 +175,16 @@ def dec24(u, encoding="twos"):
 PHASES = "abc"
 KXDR_KEY = "kxdr6su0c55p7bbo"
 CLOUD_KEY = "g5n4t0simulated0"
+SPM01_KEY = "spm01simulated00"   # no product key of an SPM01 is known: no hint
+RAW_FORMATS = ("8", "v01", "v02", None)
 
 CLOUD_FAULTS = ("short_circuit", "surge", "overload", "leakage_current", "temperature", "fire",
                 "high_power", "self_test", "overcurrent", "unbalance", "overvoltage",
                 "undervoltage", "phase_loss", "outage", "magnetism", "credit", "no_balance")
 FAULT_BITS = {"v2": {"overcurrent": 2, "phase_loss": 3},
-              "cloud": {name: bit for bit, name in enumerate(CLOUD_FAULTS)}}
-BITMAP_WIDTH = {"v2": 1, "cloud": 4}
+              "cloud": {name: bit for bit, name in enumerate(CLOUD_FAULTS)},
+              "spm01": {}}   # the SPM01's bits are not known
+BITMAP_WIDTH = {"v2": 1, "cloud": 4, "spm01": 1}
 
 ALARM_IDS = {1: "overcurrent", 2: "unbalance", 3: "overvoltage", 4: "undervoltage",
              5: "phase_loss"}
@@ -180,6 +196,7 @@ DEFAULT_ALARMS = {17: [(1, 1, 60), (2, 0, 20), (3, 1, 260), (4, 1, 190), (7, 0, 
 COMMON_TYPES = {1: VALUE, 6: RAW, 7: RAW, 8: RAW, 9: BITMAP, 12: BOOL, 17: RAW, 18: RAW,
                 19: STRING, 23: VALUE, 29: VALUE, 32: VALUE, 35: ENUM, 50: VALUE, 101: BOOL}
 REPORTED_COMMON = (1, 6, 7, 8, 9, 17, 18, 19, 23, 29, 32, 50, 101)
+REPORTED_SPM01 = (1, 2, 6, 9, 18, 19)
 
 # Value DPs with a plain scaled number: dpid -> (state key, decimals)
 SCALED_COMMON = {1: ("energy_forward", 2), 23: ("energy_reverse", 2), 29: ("power", 0),
@@ -196,13 +213,11 @@ SCALED = {
                                          (105, "power", 0), (108, "power_factor", 2),
                                          (109, "energy_forward", 2),
                                          (110, "energy_reverse", 2))}},
+    "spm01": {1: ("energy_forward", 2), 2: ("energy_reverse", 2), 102: ("voltage_a", 1),
+              103: ("current_a", 3), 104: ("power_a", 0)},
 }
-WRITABLE = {"v2": {12, 17, 18, 35, 101}, "cloud": {12, 17, 18, 35, 101, 102}}
-
-
-def layout_dps(layout):
-    """Every DP of a full report, in the order it is sent."""
-    return sorted(set(REPORTED_COMMON) | set(SCALED[layout]))
+WRITABLE = {"v2": {12, 17, 18, 35, 101}, "cloud": {12, 17, 18, 35, 101, 102},
+            "spm01": {12, 17, 18, 35, 101}}
 
 
 def dp_type(dpid):
@@ -218,6 +233,44 @@ def alarms_bytes(records):
     return b"".join(bytes([i, e, t >> 8 & 0xFF, t & 0xFF]) for i, e, t in records)
 
 
+def enc_phase(fmt, v, i, p, q, s, pf, encoding="twos"):
+    """A raw phase DP: 8 bytes (V, I, P) or Tuya's v01/v02 (ver | 0F | V | I | P | Q | S |
+    PF [| sign bits]); v01 carries magnitudes only."""
+    if fmt == "8":
+        return v.to_bytes(2, "big") + enc24(i, encoding).to_bytes(3, "big") \
+            + enc24(p, encoding).to_bytes(3, "big")
+    ver = 1 if fmt == "v01" else 2
+    b = bytes([ver, 0x0F]) + v.to_bytes(2, "big") \
+        + b"".join(min(abs(x), 0xFFFFFF).to_bytes(3, "big") for x in (i, p, q, s)) + bytes([min(abs(pf), 255)])
+    if ver == 2:
+        b += bytes([(i < 0) | (p < 0) << 1 | (q < 0) << 2 | (pf < 0) << 3])
+    return b
+
+
+def dec_phase(raw, encoding="twos"):
+    """{field: count} of a raw phase DP (voltage, current, power [, reactive_power,
+    apparent_power, power_factor]); {} for an unknown format."""
+    if len(raw) == 8:
+        return {"voltage": int.from_bytes(raw[:2], "big"),
+                "current": dec24(int.from_bytes(raw[2:5], "big"), encoding),
+                "power": dec24(int.from_bytes(raw[5:8], "big"), encoding)}
+    if len(raw) in (17, 18) and raw[0] == len(raw) - 16 and raw[1] == 0x0F:
+        signs = raw[17] if len(raw) == 18 else 0
+        out = {"voltage": int.from_bytes(raw[2:4], "big")}
+        for j, name in enumerate(("current", "power", "reactive_power", "apparent_power")):
+            out[name] = int.from_bytes(raw[4 + 3 * j:7 + 3 * j], "big")
+        out["power_factor"] = raw[16]
+        for bit, name in ((1, "current"), (2, "power"), (4, "reactive_power"), (8, "power_factor")):
+            if signs & bit:
+                out[name] = -out[name]
+        return out
+    return {}
+
+
+PHASE_DECIMALS = {"voltage": 1, "current": 3, "power": 0, "reactive_power": 0, "apparent_power": 0,
+                  "power_factor": 2}
+
+
 def alarms_records(raw):
     """4-byte records of DP 17/18; a trailing partial record is ignored."""
     return [(raw[i], raw[i + 1], (raw[i + 2] << 8) | raw[i + 3])
@@ -230,20 +283,28 @@ class Simulator:
     def __init__(self, layout="v2", port=0, interval=15.0, seed=1, neg_encoding="twos",
                  dps_per_frame=1, noise=0.0, product_key=None, export_phase="c",
                  ask_time=True, ask_network=False, host="127.0.0.1", export_period=120.0,
-                 energy_scale=1.0, report_cmd=0x07, device_id="vow25010001"):
+                 energy_scale=1.0, report_cmd=0x07, device_id="vow25010001", raw_format="8",
+                 value_dps=None, push=True, dp18_interval=None, extra_dps=None):
         if layout not in SCALED:
-            raise ValueError("layout must be 'v2' or 'cloud'")
+            raise ValueError("layout must be 'v2', 'cloud' or 'spm01'")
+        if raw_format not in RAW_FORMATS:
+            raise ValueError("raw_format must be '8', 'v01', 'v02' or None")
         if neg_encoding not in ("twos", "offset"):
             raise ValueError("neg_encoding must be 'twos' or 'offset'")
         if export_phase is not None and export_phase not in PHASES:
             raise ValueError("export_phase must be one of a, b, c or None")
         self.layout = layout
+        self.phases = "a" if layout == "spm01" else PHASES
+        self.raw_format = raw_format
+        self.value_dps = (layout != "spm01") if value_dps is None else bool(value_dps)
+        self.push = bool(push)               # False: reports only when asked (0x08)
+        self.extra_dps = dict(extra_dps or {})
         self.host, self.port = host, port
         self.interval = float(interval)
         self.neg_encoding = neg_encoding
         self.dps_per_frame = max(1, int(dps_per_frame))
         self.noise = float(noise)
-        self.product_key = product_key or (KXDR_KEY if layout == "v2" else CLOUD_KEY)
+        self.product_key = product_key or {"v2": KXDR_KEY, "cloud": CLOUD_KEY, "spm01": SPM01_KEY}[layout]
         self.export_phase = export_phase
         self.export_period = export_period   # s; the export phase exports in the second half
         self.energy_scale = energy_scale     # >1 makes the energy counters move faster
@@ -273,6 +334,12 @@ class Simulator:
         self._locating = False
         self._report_interval = 225
         self._alarms = {dp: list(r) for dp, r in DEFAULT_ALARMS.items()}
+        if dp18_interval is None and layout == "spm01":
+            dp18_interval = 30
+        if layout == "spm01":
+            self._alarms = {17: [], 18: [(9, 0, 5)]}
+        if dp18_interval is not None:
+            self._alarms[18] = sorted(self._alarms[18] + [(8, 1, int(dp18_interval))])
         self._last = {}                      # dpid -> value most recently sent
         self._pins = {ph: {} for ph in PHASES}
         r = self._rng
@@ -418,6 +485,10 @@ class Simulator:
         for dpid, (key, dec) in SCALED[self.layout].items():
             if dpid in last:
                 t[key] = _scale(last[dpid], dec)
+        # per-phase readings inside the raw phase DPs where no value DP gave them
+        for k, ph in enumerate(self.phases):
+            for name, count in dec_phase(last.get(6 + k, b""), self.neg_encoding).items():
+                t.setdefault(name + "_" + ph, _scale(count, PHASE_DECIMALS[name]))
         if 19 in last:
             t["device_id"] = last[19]
         if 101 in last:
@@ -430,8 +501,13 @@ class Simulator:
             t["alarms"] = {}
             for dp in (17, 18):
                 for i, e, th in alarms_records(last.get(dp, b"")):
-                    name = ALARM_NAMES[dp].get(i, "alarm_0x%02x" % i)
+                    if dp == 18 and i == 8:          # the report interval, not an alarm
+                        t.setdefault("report_interval", th)
+                        continue
+                    name = ALARM_NAMES[dp].get(i, "alarm_%d" % i)
                     t["alarms"][name] = {"enabled": bool(e), "threshold": th}
+            if not t["alarms"]:
+                del t["alarms"]
         return t
 
     # ------------------------------------------------------------ measurement
@@ -447,7 +523,7 @@ class Simulator:
         # The power last measured is taken to have held since then.
         hours = (now - self._t_last) / 3600.0 * self.energy_scale
         self._t_last = now
-        for ph in PHASES:
+        for ph in self.phases:
             p = self._p_prev[ph]
             if p > 0:
                 self._wh_f[ph] += p * hours
@@ -456,9 +532,10 @@ class Simulator:
 
     def _energy_values(self):
         v = {}
-        f = {ph: int(self._wh_f[ph] // 10) for ph in PHASES}     # 0.01 kWh = 10 Wh
-        r = {ph: int(self._wh_r[ph] // 10) for ph in PHASES}
-        v[1], v[23] = sum(f.values()), sum(r.values())            # total = sum of phases
+        f = {ph: int(self._wh_f[ph] // 10) for ph in self.phases}     # 0.01 kWh = 10 Wh
+        r = {ph: int(self._wh_r[ph] // 10) for ph in self.phases}
+        v[1] = sum(f.values())                                         # total = sum of phases
+        v[2 if self.layout == "spm01" else 23] = sum(r.values())
         if self.layout == "cloud":
             for k, ph in enumerate(PHASES):
                 v[109 + 9 * k], v[110 + 9 * k] = f[ph], r[ph]
@@ -473,7 +550,7 @@ class Simulator:
         exporting = bool(self.export_period) and \
             (now - self._t0) % self.export_period >= self.export_period / 2
         vc, ic, pfc, pc = {}, {}, {}, {}
-        for ph in PHASES:
+        for ph in self.phases:
             s, pin = self._ph[ph], self._pins[ph]
             s["v"] = min(240.0, max(225.0, s["v"] + r.gauss(0, 0.3)))
             s["i"] = min(20.0, max(0.2, s["i"] * math.exp(r.gauss(0, 0.05))))
@@ -488,8 +565,8 @@ class Simulator:
             self._p_prev[ph] = pc[ph]
 
         total_p = sum(pc.values())
-        total_va = sum(vc[ph] * ic[ph] for ph in PHASES) / 1e4
-        avg_i = sum(abs(x) for x in ic.values()) / 3
+        total_va = sum(vc[ph] * ic[ph] for ph in self.phases) / 1e4
+        avg_i = sum(abs(x) for x in ic.values()) / len(self.phases)
         unbalance = round(max(abs(abs(x) - avg_i) for x in ic.values()) / avg_i * 100) \
             if avg_i else 0
 
@@ -499,11 +576,13 @@ class Simulator:
                 50: round(total_p / total_va * 100) if total_va else 0,
                 101: int(self._locating)}
         vals.update(self._energy_values())
-        for k, ph in enumerate(PHASES):
-            vals[6 + k] = (vc[ph].to_bytes(2, "big")
-                           + enc24(ic[ph], self.neg_encoding).to_bytes(3, "big")
-                           + enc24(pc[ph], self.neg_encoding).to_bytes(3, "big"))
-            if self.layout == "v2":
+        vals.update({dp: v for dp, (_t, v) in self.extra_dps.items()})
+        for k, ph in enumerate(self.phases):
+            va = round(vc[ph] * abs(ic[ph]) / 1e4)
+            q = round(math.sqrt(max(va * va - pc[ph] * pc[ph], 0)))
+            vals[6 + k] = enc_phase(self.raw_format or "8", vc[ph], ic[ph], pc[ph],
+                                    -q if pfc[ph] < 0 else q, va, pfc[ph], self.neg_encoding)
+            if self.layout in ("v2", "spm01"):
                 vals[102 + 3 * k], vals[103 + 3 * k], vals[104 + 3 * k] = vc[ph], ic[ph], pc[ph]
             else:
                 vals[103 + 9 * k], vals[104 + 9 * k] = vc[ph], ic[ph]
@@ -540,7 +619,7 @@ class Simulator:
     # ------------------------------------------------------------ sending (lock held)
 
     def _encode(self, dpid, value):
-        t = dp_type(dpid)
+        t = self.extra_dps[dpid][0] if dpid in self.extra_dps else dp_type(dpid)
         if t == RAW:
             b = bytes(value)
         elif t == STRING:
@@ -590,10 +669,21 @@ class Simulator:
         self._last.update(values)       # before writing: a client may look at once
         self._write(out)
 
+    def report_dps(self):
+        """Every DP of a full report, in the order it is sent."""
+        if self.layout == "spm01":
+            dps = set(REPORTED_SPM01) | ({102, 103, 104} if self.value_dps else set())
+        else:
+            dps = set(REPORTED_COMMON) | {dp for dp, (key, _) in SCALED[self.layout].items()
+                                          if self.value_dps or key[-2:] not in ("_a", "_b", "_c")}
+        if self.raw_format is None:
+            dps -= {6, 7, 8}
+        return sorted(dps | set(self.extra_dps))
+
     def _full_report(self):
         vals = self._sample()
         self.counts["reports"] += 1
-        self._report({dp: vals[dp] for dp in layout_dps(self.layout)})
+        self._report({dp: vals[dp] for dp in self.report_dps()})
 
     # ------------------------------------------------------------ receiving (lock held)
 
@@ -744,7 +834,7 @@ class Simulator:
         with self._lock:
             self._process(self._parser.poll)
             now = time.monotonic()
-            if self._client and self._reporting and not self._silent \
+            if self._client and self._reporting and self.push and not self._silent \
                     and now >= self._next_report:
                 self._full_report()
                 self._next_report = now + self.interval
@@ -761,10 +851,17 @@ def _describe(cmd, data):
 # ---------------------------------------------------------------- CLI
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Simulated SPM02 v2 meter MCU (TuyaMCU over TCP)")
+    ap = argparse.ArgumentParser(description="Simulated SPM02-family meter MCU (TuyaMCU over TCP)")
     ap.add_argument("--port", type=int, default=7000)
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--layout", choices=("v2", "cloud"), default="v2")
+    ap.add_argument("--layout", choices=("v2", "cloud", "spm01"), default="v2")
+    ap.add_argument("--raw-format", choices=("8", "v01", "v02", "none"), default="8",
+                    help="raw phase DPs 6/7/8: 8 bytes, Tuya's v01/v02, or none at all")
+    ap.add_argument("--value-dps", choices=("yes", "no", "auto"), default="auto",
+                    help="per-phase value DPs (auto: yes for v2/cloud, no for spm01)")
+    ap.add_argument("--only-when-asked", action="store_true", help="never report unasked")
+    ap.add_argument("--dp18-interval", type=int, default=None,
+                    help="report interval record 0x08 in DP 18 (s; default 30 for spm01)")
     ap.add_argument("--interval", type=float, default=15.0, help="seconds between reports")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--neg-encoding", choices=("twos", "offset"), default="twos")
@@ -786,7 +883,10 @@ def main(argv=None):
                     noise=a.noise, product_key=a.product_key,
                     export_phase=None if a.export_phase == "none" else a.export_phase,
                     export_period=a.export_period, energy_scale=a.energy_scale,
-                    ask_time=not a.no_ask_time, ask_network=a.ask_network)
+                    ask_time=not a.no_ask_time, ask_network=a.ask_network,
+                    raw_format=None if a.raw_format == "none" else a.raw_format,
+                    value_dps=None if a.value_dps == "auto" else a.value_dps == "yes",
+                    push=not a.only_when_asked, dp18_interval=a.dp18_interval)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     sim.start()

@@ -1,0 +1,87 @@
+# Home Assistant discovery from the DP table, per layout and shape. Runs under pytest and
+# in the MicroPython unix port.
+import discovery
+import dptable as T
+from meter import Meter
+from test_family import spm01_report, v0x, LEAK
+from test_meter import feed, v2_report
+from tuya import T_RAW, T_BOOL, T_VALUE
+
+PORTABLE = True
+
+
+def by_id(layout, user=(), shape=0):
+    return {oid: (comp, c) for comp, oid, c in discovery.entities(layout, user, shape)}
+
+
+def test_single_phase_announces_phase_a_only():
+    e = by_id(T.SPM01)
+    for key in ("voltage_a", "current_a", "power_a", "power_factor_a", "energy_forward", "energy_reverse"):
+        assert key in e, key
+    for oid in e:
+        assert not (oid[-2:] in ("_b", "_c")), oid
+    assert e["voltage_a"][1]["name"] == "Voltage"  # one phase: no letter
+    assert e["energy_reverse"][1]["device_class"] == "energy"
+    # every B/C entity any layout announces is in the list of what to remove
+    gone = [oid for comp, oid in discovery.all_object_ids() if oid not in e]
+    for key in ("voltage_b", "current_c", "power_factor_b", "reactive_power_c", "apparent_power_b"):
+        assert key in gone, key
+    assert by_id(T.V2)["voltage_b"][1]["name"] == "Voltage B"
+    assert "SPM01" in discovery.model(T.SPM01) and "v2" in discovery.model(T.V2)
+
+
+def test_reactive_and_apparent_power_with_the_v02_format():
+    assert "reactive_power_a" not in by_id(T.V2)
+    m = Meter()
+    feed(m, [(6 + k, T_RAW, v0x(2, 2300, 3000, 675, 100, 700, 96)) for k in range(3)])
+    e = by_id(m.layout, m.user, m.shape)
+    q, s = e["reactive_power_b"][1], e["apparent_power_c"][1]
+    assert (q["device_class"], q["state_class"], q["unit_of_measurement"]) == ("reactive_power", "measurement", "var")
+    assert (s["device_class"], s["state_class"], s["unit_of_measurement"]) == ("apparent_power", "measurement", "VA")
+    assert e["power_factor_a"][1]["device_class"] == "power_factor"
+
+
+def test_report_interval_number_where_the_meter_has_one():
+    assert "report_interval" not in by_id(T.V2)
+    assert by_id(T.CLOUD)["report_interval"][1]["min"] == 225
+    m = Meter()
+    feed(m, spm01_report())  # DP 18 08 01 00 1E
+    comp, c = by_id(m.layout, m.user, m.shape)["report_interval"]
+    assert comp == "number" and (c["min"], c["max"]) == (T.REPORT_MIN, T.REPORT_MAX)
+
+
+def test_user_keys_are_entities():
+    user = (LEAK, (140, T.ANY, "relay", T_BOOL, 0, "", 0), (141, T.ANY, "temp", T_VALUE, 1, "degC", 0),
+            (142, T.ANY, "count", T_VALUE, 0, "", 0))
+    e = by_id(T.V2, user)
+    assert e["leakage_current"][1]["device_class"] == "current"
+    assert e["leakage_current"][1]["unit_of_measurement"] == "A"
+    assert e["relay"][0] == "binary_sensor" and "ON" in e["relay"][1]["value_template"]
+    t = e["temp"][1]
+    assert t["unit_of_measurement"] == "degC" and "device_class" not in t and t["state_class"] == "measurement"
+    assert "device_class" not in e["count"][1]  # unitless is a power factor only for power_factor keys
+    assert ("sensor", "leakage_current") in discovery.all_object_ids(user)
+
+
+def test_shape_changes_with_what_the_meter_sends():
+    m = Meter()
+    feed(m, v2_report())
+    s0, seq = m.shape, m.seq
+    assert s0 & 3 == T.V2 and not s0 & T.X_REPORT
+    feed(m, [(18, T_RAW, b"\x08\x01\x00\x1e")])
+    assert m.shape == s0 | T.X_REPORT and m.seq > seq
+
+
+def test_single_phase_announces_common_dps_once_seen():
+    m = Meter()
+    feed(m, spm01_report())  # DPs 1, 2, 6, 9, 18: no 19, 29, 32, 50, 101
+    e = by_id(m.layout, m.user, m.shape)
+    for key in ("power", "frequency", "power_factor", "device_id", "locate"):
+        assert key not in e, key
+    assert "power" in by_id(T.V2) and "locate" in by_id(T.V2)  # three-phase: always
+    feed(m, [(29, T_VALUE, 850), (101, T_BOOL, 0)])
+    e = by_id(m.layout, m.user, m.shape)
+    assert e["power"][1]["device_class"] == "power" and e["locate"][0] == "switch"
+    assert "frequency" not in e
+    ids = discovery.all_object_ids()
+    assert ("sensor", "frequency") in ids and ("switch", "locate") in ids

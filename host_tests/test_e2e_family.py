@@ -1,0 +1,270 @@
+"""End to end with the family's simulator profiles: the firmware's main.py in the
+MicroPython unix port against a single-phase SPM01 (discovery of phase A only, polling of a
+meter that reports only when asked), Tuya's v02 raw phase format, a v2 meter with value DPs
+only, DP 18's report interval and the owner's dps map; with a real Mosquitto, all on
+127.0.0.1. Every process a test starts, it stops."""
+import json
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness import Firmware, Mosquitto, MqttWatch, wait_until
+from spm02sim import Simulator, parse_dps
+
+DISC = "homeassistant/%s/spm02/%s/config"
+
+
+@pytest.fixture(scope="module")
+def broker():
+    b = Mosquitto().start()
+    yield b
+    b.stop()
+
+
+class Rig:
+    def __init__(self, broker=None, fw=None, **simargs):
+        simargs.setdefault("interval", 3600)  # reports only when asked: the truth holds still
+        self.sim = Simulator(port=0, seed=11, **simargs).start()
+        self.fw = Firmware(self.sim.port, broker.port if broker else None, **(fw or {}))
+        self.broker = broker
+        self.watch = None
+
+    def start(self, before=None):
+        if self.broker:
+            self.watch = MqttWatch(self.broker.port)
+            if before:
+                before(self.watch)
+        self.fw.start()
+        return self
+
+    def stop(self):
+        for x in (self.watch, self.fw, self.sim):
+            if x is not None:
+                try:
+                    x.stop()
+                except Exception:
+                    pass
+
+    def values(self):
+        return self.fw.state()["values"]
+
+    def settled(self, timeout=15):
+        def ok():
+            truth, v = self.sim.truth(), self.values()
+            return truth and all(v.get(k) == truth[k] for k in truth) and (truth, v)
+        try:
+            return wait_until(ok, timeout, 0.1, "state to equal the simulator's truth")
+        except TimeoutError:
+            truth, v = self.sim.truth(), self.values()
+            diff = {k: (truth[k], v.get(k)) for k in truth if v.get(k) != truth[k]}
+            raise AssertionError("state differs from the simulator: %r\n%s" % (diff, self.fw.log()[-3000:]))
+
+    def metrics(self):
+        status, body = self.fw.request("GET", "/metrics")
+        assert status == 200
+        return {f.name: f for f in text_string_to_metric_families(body.decode())}
+
+
+def _configs(w):
+    return {t: p for t, p in list(w.last.items()) if t.startswith("homeassistant/")}
+
+
+def test_single_phase_meter_discovery(broker):
+    """An SPM01 that reports only when asked: recognised from its DPs, phase A only in the
+    state, /metrics and Home Assistant, and phase B/C entities an earlier run announced are
+    removed."""
+    def stale_entities(w):
+        for key in ("voltage_b", "current_c", "power_factor_b"):
+            w.publish(DISC % ("sensor", key), json.dumps({"name": key, "state_topic": "spm02/state"}), retain=True)
+        wait_until(lambda: w.get(DISC % ("sensor", "voltage_b")), 5, what="stale entity retained")
+
+    r = Rig(broker, layout="spm01", push=False)
+    try:
+        r.start(stale_entities)
+        truth, values = r.settled()
+        st = r.fw.state()
+        assert st["mcu"]["layout"] == "spm01"
+        assert st["mcu"]["layout_reason"] == "only raw DP 6 seen for the phases, DP 2 present: single-phase"
+        assert values["warnings"] == [] and values["energy_reverse"] == truth["energy_reverse"]
+        assert values["report_interval"] == 30
+        assert not [k for k in values if k.endswith(("_b", "_c"))]
+        assert st["derived"] == ["power_factor_a"]
+        w = r.watch
+        wait_until(lambda: w.get(DISC % ("sensor", "voltage_a")), 10, what="discovery")
+        for key in ("voltage_b", "current_c", "power_factor_b"):  # removed: empty and retained
+            wait_until(lambda: w.get(DISC % ("sensor", key)) == b"", 10, what="%s removed" % key)
+        conf = {t: json.loads(p) for t, p in _configs(w).items() if p}
+        ids = {c["unique_id"]: c for c in conf.values()}
+        assert not [u for u in ids if u.endswith(("_b", "_c"))]
+        v = ids["spm02_voltage_a"]
+        assert v["name"] == "Voltage" and v["device"]["model"].startswith("SPM01")
+        e = ids["spm02_energy_reverse"]
+        assert (e["device_class"], e["state_class"], e["unit_of_measurement"]) == ("energy", "total_increasing", "kWh")
+        ri = ids["spm02_report_interval"]
+        assert (ri["min"], ri["max"], ri["command_topic"]) == (5, 3600, "~/cmd/report_interval")
+        # every template renders against the state as Home Assistant's Jinja2 would
+        import jinja2
+        env = jinja2.Environment()
+        env.filters["tojson"] = json.dumps
+        wait_until(lambda: w.get("spm02/state"), 10, what="state published")
+        state = json.loads(w.get("spm02/state"))
+        assert not [k for k in state if k.endswith(("_b", "_c"))]
+        for c in ids.values():
+            if "value_template" in c:
+                out = env.from_string(c["value_template"]).render(value_json=state)
+                assert out not in ("", "None"), (c["unique_id"], c["value_template"])
+        # /metrics: phase a only
+        fams = r.metrics()
+        assert {s.labels["phase"] for s in fams["spm02_phase_voltage_volts"].samples} == {"a"}
+        assert fams["spm02_energy_reverse_joules"].samples[0].value == round(truth["energy_reverse"] * 3600000)
+        assert fams["spm02_report_interval_seconds"].samples[0].value == 30
+    finally:
+        r.stop()
+
+
+def test_silent_meter_is_polled():
+    """A meter that answers heartbeats but reports only when asked is asked every
+    mcu.poll_s, never more often, and its new values arrive."""
+    r = Rig(None, fw={"mcu": {"poll_s": 2}}, layout="spm01", push=False)
+    try:
+        r.start()
+        r.settled()
+        sim = r.sim
+        t0 = time.monotonic()
+        mark = sim.mark()
+        seen = []
+        while time.monotonic() - t0 < 7.5:
+            try:
+                sim.wait_frame(0x08, timeout=0.5, since=mark)
+            except TimeoutError:
+                continue
+            seen.append(time.monotonic())
+            mark = sim.mark()
+        assert 3 <= len(seen) <= 4, seen
+        gaps = [b - a for a, b in zip(seen, seen[1:])]
+        assert all(1.9 <= g <= 2.6 for g in gaps), gaps
+        assert r.fw.state()["mcu"]["polls"] >= 3 and r.fw.state()["mcu"]["poll_s"] == 2
+        # what changed at the meter shows up with the next poll
+        sim.set_phase("a", voltage=241.5)
+        wait_until(lambda: r.values()["voltage_a"] == 241.5, 5, what="polled value")
+        fams = r.metrics()
+        assert fams["spm02_mcu_polls"].samples[0].value >= 3  # the parser strips _total
+    finally:
+        r.stop()
+
+
+def test_reporting_meter_is_not_polled():
+    r = Rig(None, fw={"mcu": {"poll_s": 2}}, layout="spm01", interval=0.5)
+    try:
+        r.start()
+        r.settled()
+        mark = r.sim.mark()
+        time.sleep(5)
+        assert [c for c, _ in r.sim.received[mark:] if c == 0x08] == []
+        assert r.fw.state()["mcu"]["polls"] == 0
+    finally:
+        r.stop()
+
+
+def test_v02_raw_format_end_to_end(broker):
+    r = Rig(broker, layout="v2", raw_format="v02", export_phase="b")
+    try:
+        r.sim.set_phase("b", pf=-0.88)
+        r.start()
+        truth, values = r.settled()
+        for p in "abc":
+            for k in ("reactive_power_", "apparent_power_", "power_factor_"):
+                assert values[k + p] == truth[k + p], k + p
+        assert values["power_factor_b"] < 0 and values["reactive_power_b"] < 0
+        st = r.fw.state()
+        assert st["derived"] == [] and values["warnings"] == []
+        assert st["mcu"]["layout"] == "v2" and "raw DP 6" in st["mcu"]["layout_reason"]
+        w = r.watch
+        wait_until(lambda: w.get(DISC % ("sensor", "reactive_power_a")), 10, what="reactive power entity")
+        q = json.loads(w.get(DISC % ("sensor", "reactive_power_a")))
+        assert (q["device_class"], q["state_class"], q["unit_of_measurement"]) == ("reactive_power", "measurement", "var")
+        s = json.loads(w.get(DISC % ("sensor", "apparent_power_c")))
+        assert (s["device_class"], s["unit_of_measurement"]) == ("apparent_power", "VA")
+        fams = r.metrics()
+        q = {x.labels["phase"]: x.value for x in fams["spm02_phase_reactive_power_voltamperes_reactive"].samples}
+        assert q == {p: truth["reactive_power_" + p] for p in "abc"}
+        s = {x.labels["phase"]: x.value for x in fams["spm02_phase_apparent_power_voltamperes"].samples}
+        assert s == {p: truth["apparent_power_" + p] for p in "abc"}
+    finally:
+        r.stop()
+
+
+def test_v2_meter_with_value_dps_only():
+    r = Rig(None, layout="v2", raw_format=None)
+    try:
+        r.start()
+        truth, values = r.settled()
+        st = r.fw.state()
+        assert st["mcu"]["layout"] == "v2"
+        assert st["mcu"]["layout_reason"] == "DP 106 seen: only the v2 layout has it"
+        assert not {6, 7, 8} & {d["id"] for d in st["dps"]}
+        assert values["warnings"] == []
+    finally:
+        r.stop()
+
+
+def test_report_interval_through_dp18(broker):
+    r = Rig(broker, layout="v2", dp18_interval=30)
+    try:
+        r.start()
+        r.settled()
+        sim, fw = r.sim, r.fw
+        assert r.values()["report_interval"] == 30
+        before = sim.truth_counts()[18]
+        mark = sim.mark()
+        st, body = fw.cmd("report_interval", "60")
+        assert st == 200, body
+        _, payload = sim.wait_frame(0x06, since=mark, dp=18, timeout=5)
+        sent = parse_dps(payload)[0][2]
+        assert sent == before[:-2] + b"\x00\x3c"  # the whole list, record 0x08 changed
+        wait_until(lambda: r.values()["report_interval"] == 60, 5, what="interval echoed")
+        for bad in ("4", "3601", "soon"):
+            st, body = fw.cmd("report_interval", bad)
+            assert st == 400 and "5..3600" in json.loads(body)["error"], bad
+        mark = sim.mark()
+        r.watch.publish("spm02/cmd/report_interval", "120")
+        sim.wait_frame(0x06, since=mark, dp=18, timeout=5)
+        wait_until(lambda: r.values()["report_interval"] == 120, 5, what="interval over MQTT")
+        n = DISC % ("number", "report_interval")
+        wait_until(lambda: r.watch.get(n), 10, what="report interval number")
+        assert json.loads(r.watch.get(n))["min"] == 5
+    finally:
+        r.stop()
+
+
+def test_owner_dps_map(broker):
+    dps = {"120": {"key": "leakage_current", "type": "value", "decimals": 3, "unit": "A"},
+           "121": {"key": "temperature", "type": "value", "decimals": 1, "unit": "degC"},
+           "300": {"key": "nope"}}
+    r = Rig(broker, fw={"dps": dps}, layout="v2", extra_dps={120: (2, 25), 121: (2, 215)})
+    try:
+        r.start()
+        r.settled()
+        st = r.fw.state()
+        v = st["values"]
+        assert v["leakage_current"] == 0.025 and v["temperature"] == 21.5
+        assert st["mcu"]["layout"] == "v2"  # DPs 120/121 are the owner's, not the cloud layout's
+        assert st["mcu"]["layout_reason"].endswith("(with 2 DPs from the config's dps map)")
+        warn = "\n".join(st["device"]["config_warnings"])
+        assert "dps.300:" in warn and "dps.121: unit degC" in warn
+        d120 = [d for d in st["dps"] if d["id"] == 120][0]
+        assert d120["key"] == "leakage_current" and d120["unit"] == "A"
+        w = r.watch
+        wait_until(lambda: w.get(DISC % ("sensor", "leakage_current")), 10, what="owner's entity")
+        c = json.loads(w.get(DISC % ("sensor", "leakage_current")))
+        assert (c["device_class"], c["unit_of_measurement"]) == ("current", "A")
+        t = json.loads(w.get(DISC % ("sensor", "temperature")))
+        assert t["unit_of_measurement"] == "degC" and "device_class" not in t
+        wait_until(lambda: w.get("spm02/state") and json.loads(w.get("spm02/state")).get("leakage_current") == 0.025,
+                   10, what="owner's key in B/state")
+        fams = r.metrics()
+        assert fams["spm02_leakage_current_amperes"].samples[0].value == 0.025
+        assert fams["spm02_temperature"].samples[0].value == 21.5
+    finally:
+        r.stop()

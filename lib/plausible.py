@@ -1,0 +1,60 @@
+# Plausibility: readings that contradict physics, naming the DPs involved. On this
+# family they almost always mean the wrong DP layout (or a wrong entry in the owner's
+# dps map), so the page shows them in red and Home Assistant gets them as a sensor.
+import dptable as T
+import layout as L
+import spm02
+
+PHASES = ("a", "b", "c")
+
+
+def warnings(m):
+    """The warnings of a meter.Meter's current state, as a list of texts."""
+    out = []
+    total = 0
+    total_ids = []
+    complete = True
+    for k in range(T.phases(m.layout)):
+        (v, i, p), ids = m.phase_counts(k)
+        if p is None:
+            complete = False
+        else:
+            total += p
+            total_ids.append(ids[2])
+        if v is None or i is None or p is None:
+            continue
+        va = v * abs(i)  # in 0.0001 VA
+        if abs(p) * 10000 > va * 105 // 100 + 50000:
+            out.append("phase %s: power %d W is more than voltage x current %s VA (DP %s)"
+                       % (PHASES[k].upper(), p, spm02.fmt(va // 10000, 0), _ids(ids)))
+        if abs(i) > 0 and not (800 <= v <= 3000):
+            out.append("phase %s: voltage %s V outside 80..300 V with current flowing (DP %s)"
+                       % (PHASES[k].upper(), spm02.fmt(v, 1), _ids(ids[:2])))
+    tpid = m.dpid_for_key("power")
+    tp = m.count(tpid) if tpid is not None else None
+    if complete and tp is not None:
+        if abs(total - tp) > max(20, abs(tp) // 20):
+            out.append("phase powers add up to %d W but total power is %d W (DP %s)"
+                       % (total, tp, _ids(total_ids + [tpid])))
+    for r in T.each(m.layout, m.user):
+        if r[2].startswith("power_factor"):
+            c = m.count(r[0])
+            if c is not None and not (-10 ** r[4] <= c <= 10 ** r[4]):
+                out.append("%s %s outside -1..1 (DP %d)" % (r[2], spm02.fmt(c, r[4]), r[0]))
+    if m.setting != "auto":
+        why = L.evidence(m.dps, m.user)
+        lay = L.layout_of(why) if why else None
+        if why >> 16 == L.WHY_THREE and m.layout != T.SPM01:
+            lay = None  # "more than one phase" contradicts only the single-phase layout
+        if lay is not None and lay != m.layout:
+            out.append("layout forced to %s but the DPs say %s: %s"
+                       % (m.setting, T.LAYOUTS[lay], L.reason(why)))
+    return out
+
+
+def _ids(ids):
+    seen = []
+    for i in ids:
+        if i is not None and i not in seen:
+            seen.append(i)
+    return ", ".join(str(i) for i in seen)
