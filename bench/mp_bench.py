@@ -110,17 +110,18 @@ def main():
     out["state_json_bytes"] = len(payload)
     out["dps_json_bytes"] = len(m.meter.dps_json(0))
     # The largest single buffer or string the firmware builds (MicroPython does not
-    # report allocations by size): the decoder's frame buffer, the MQTT state payload,
-    # one DP's JSON, one discovery config.
+    # report allocations by size): the decoder's frame buffer, one piece of B/state (it is
+    # published piece by piece), one DP's JSON, one piece of the discovery message.
     import discovery
     import dptable
-    cands = [(len(m.dec.buf), "decoder frame buffer"), (len(payload), "MQTT state payload")]
+    cands = [(len(m.dec.buf), "decoder frame buffer"), (max(len(p) for p in m.meter.state_parts()), "one piece of B/state")]
     cands.append((max(len(p) for p in m.meter.dps_parts(0)), "one DP of /api/state"))
-    dev = {"identifiers": ["spm02"], "name": "spm02", "manufacturer": "ZGMISMART",
-           "model": "SPM02 v2 (v2 layout)", "sw_version": "0.0.0"}
     for comp, oid, conf in discovery.entities(dptable.CLOUD):
-        c = discovery.config(comp, oid, conf, "spm02", "spm02", dev)
-        cands.append((len(json.dumps(c)), "discovery config"))
+        c = discovery.component(comp, oid, conf, "spm02", "spm02")
+        cands.append((len(json.dumps(c)), "one component of the discovery message"))
+    parts = list(discovery.device_parts(dptable.CLOUD, (), 0, "spm02", "spm02", "spm02", "0.0.0", ""))
+    cands.append((max(len(p) for p in parts), "one piece of the discovery message"))
+    out["discovery_message_bytes"] = sum(len(p) for p in parts)  # streamed: never whole in memory
     best = max(cands)
     out["largest_alloc"], out["largest_alloc_what"] = best
     print(json.dumps(out))

@@ -117,6 +117,20 @@ class Http:
             self._free.clear()
             await self._free.wait()
 
+    def url(self):
+        """The status page's address ("" while not known), for Home Assistant's device page."""
+        host = self.cfg["host"]
+        sta = self.app.wifi.sta if self.app.wifi is not None else None
+        if sta is not None:
+            try:
+                host = sta.ifconfig()[0]
+            except Exception:
+                pass
+        if host in ("0.0.0.0", ""):
+            return ""
+        port = self.cfg["port"]
+        return "http://%s/" % host if port == 80 else "http://%s:%d/" % (host, port)
+
     def status(self):
         return {"active": self.active, "served": self.served, "rejected": self.rejected}
 

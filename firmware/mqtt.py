@@ -1,7 +1,6 @@
 # MQTT for Home Assistant on umqtt.simple (the ESP32's frozen 1.7.x or PyPI's 1.3.4 on
 # the host). umqtt.simple blocks, so every socket it gets has a timeout, the broker's
 # address is resolved once, and the loop polls it without ever waiting on it.
-import json
 import socket
 import time
 
@@ -16,6 +15,8 @@ KEEPALIVE_S = const(60)
 BURST_MS = const(30)     # a report burst is over when the UART was quiet this long
 POLL_MS = const(20)
 BACKOFF_MAX = const(60)
+LEGACY_MS = const(1000)  # retained configs of earlier versions arrive within this after subscribing
+LEGACY_MAX = const(80)   # more than any version announced
 
 
 class _Sock:
@@ -80,8 +81,13 @@ class Mqtt:
         self._seq = -1          # meter.seq of the last state published
         self._disc_shape = None  # meter shape (layout and extras) whose entities are announced
         self._disc_due = False
+        # Per-entity discovery configs of earlier versions, found on the broker: migrated to
+        # the device message (their entities and history kept), then cleared. Looked for in
+        # the first session after boot; None once done.
+        self._legacy = []
         self._topic_cmd = (self.base + "/cmd/").encode()
         self._topic_ha = (self.prefix + "/status").encode()
+        self._topic_disc = (self.prefix + "/").encode()
 
     def status(self):
         return {"enabled": bool(self.cfg["host"]), "connected": self.connected,
@@ -140,6 +146,9 @@ class Mqtt:
         self._avail = None
         c.subscribe(self.base + "/cmd/+")
         c.subscribe(self.prefix + "/status")
+        if self._legacy is not None:
+            c.subscribe(self.prefix + "/+/" + self.node + "/+/config")
+        subscribed = time.ticks_ms()
         self._disc_shape = None
         self._seq = -1
         last_ping = time.ticks_ms()
@@ -156,8 +165,12 @@ class Mqtt:
             m = self.app.mcu.meter
             now = time.ticks_ms()
             if m.seq != self._seq and time.ticks_diff(now, self.app.link.last_rx) >= BURST_MS:
-                # Announce once the first report told us the layout, then the state.
+                # Announce once the first report told us the layout, and old configs had
+                # time to arrive (retained, right after the subscription), then the state.
                 if self._disc_due or self._disc_shape != m.shape:
+                    if time.ticks_diff(now, subscribed) < LEGACY_MS:
+                        await asyncio.sleep_ms(POLL_MS)
+                        continue
                     await self._discovery(m)
                 self._seq = m.seq
                 self.publish_state()
@@ -199,36 +212,50 @@ class Mqtt:
             sock.write(p)
 
     async def _discovery(self, m):
-        """Announce every entity of the meter's shape; remove those of another layout or
-        shape (phases a single-phase meter does not have)."""
+        """The device-based discovery message: every entity of the meter's shape, those of
+        another layout or shape (phases a single-phase meter does not have) as removals.
+        Then the per-entity configs of earlier versions are cleared."""
         self._disc_due = False
-        c = self.client
         app = self.app
-        shape = m.shape
-        ours = []
         with borrow("discovery") as discovery:
-            device = {"identifiers": [self.node], "name": app.cfg["name"], "manufacturer": "ZGMISMART",
-                      "model": discovery.model(m.layout), "sw_version": app.version}
-            for comp, oid, conf in discovery.entities(m.layout, m.user, shape):
-                ours.append((comp, oid))
-                conf = discovery.config(comp, oid, conf, self.node, self.base, device)
-                c.publish(self._disc_topic(comp, oid), json.dumps(conf).encode(), True)
+            args = (m.layout, m.user, m.shape, self.node, self.base, app.cfg["name"], app.version,
+                    app.http.url())
+            self.publish_parts("%s/device/%s/config" % (self.prefix, self.node),
+                               lambda: discovery.device_parts(*args), True)
+        self._disc_shape = m.shape
+        legacy = self._legacy
+        if legacy is not None:
+            for topic in legacy:
+                self.client.publish(topic, b"", True)
                 await asyncio.sleep_ms(0)  # let the UART tasks run between publishes
-            # Remove what another layout or shape announced (here or before a restart).
-            for comp, oid in discovery.all_object_ids(m.user):
-                if (comp, oid) not in ours:
-                    c.publish(self._disc_topic(comp, oid), b"", True)
-        self._disc_shape = shape
-        log.info("mqtt: discovery sent (%d entities)", len(ours))
+            if legacy:
+                log.info("mqtt: %d per-entity configs of an earlier version migrated and cleared", len(legacy))
+            self._legacy = None
+            if hasattr(self.client, "unsubscribe"):  # umqtt.simple 1.7 has it, 1.3.4 not: then ignored
+                self.client.unsubscribe(self.prefix + "/+/" + self.node + "/+/config")
+        log.info("mqtt: discovery sent")
 
-    def _disc_topic(self, comp, oid):
-        return "%s/%s/%s/%s/config" % (self.prefix, comp, self.node, oid)
+    def _old_config(self, topic, msg):
+        """A per-entity config an earlier version left: tell Home Assistant it moves to the
+        device message (so the entity and its history stay), clear it after that message."""
+        parts = topic.split("/")
+        if len(parts) != 5 or parts[1] == "device" or not msg or bytes(msg[:12]) == b'{"migrate_di':
+            return  # ours: the device message, our migration notes and clears coming back
+        if self._legacy is not None and topic not in self._legacy and len(self._legacy) < LEGACY_MAX:
+            self._legacy.append(topic)
+            self.client.publish(topic, b'{"migrate_discovery": true}', True)
 
     def _message(self, topic, msg):
         topic = bytes(topic)
         if topic == self._topic_ha:
             if bytes(msg) == b"online":
                 self._disc_due = True  # Home Assistant restarted: announce again
+            return
+        if self._legacy is not None and topic.startswith(self._topic_disc):
+            try:
+                self._old_config(topic.decode(), msg)
+            except Exception as e:  # a topic that is not UTF-8: not one of ours
+                log.warn("mqtt: discovery topic ignored: %r", e)
             return
         if not topic.startswith(self._topic_cmd):
             return

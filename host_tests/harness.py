@@ -192,13 +192,16 @@ class Firmware:
 
 class MqttWatch:
     """A paho-mqtt client that records every message under the given topics."""
+    made = 0
 
     def __init__(self, port, topics=("#",)):
         import paho.mqtt.client as mqtt
         self.lock = threading.Lock()
         self.messages = []  # (topic, payload bytes, retain)
         self.last = {}
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-%d" % os.getpid())
+        MqttWatch.made += 1  # one client id each: a broker drops a client whose id connects again
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id="test-%d-%d" % (os.getpid(), MqttWatch.made))
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p=None: [c.subscribe(t) for t in topics]
         self.client.connect("127.0.0.1", port)

@@ -85,3 +85,63 @@ def test_single_phase_announces_common_dps_once_seen():
     assert "frequency" not in e
     ids = discovery.all_object_ids()
     assert ("sensor", "frequency") in ids and ("switch", "locate") in ids
+
+
+def device_message(layout, user=(), shape=0, url="http://192.0.2.5/"):
+    import json
+    text = "".join(discovery.device_parts(layout, user, shape, "spm02_a1b2c3", "meter1", "Garage", "1.2.3", url))
+    return json.loads(text)
+
+
+def test_device_message_has_device_origin_and_every_component():
+    d = device_message(T.V2)
+    assert d["dev"] == {"ids": ["spm02_a1b2c3"], "name": "Garage", "mf": "ZGMISMART", "mdl": discovery.model(T.V2),
+                        "sw": "1.2.3", "cu": "http://192.0.2.5/"}
+    assert d["o"] == {"name": "spm02-firmware", "sw": "1.2.3", "url": "http://192.0.2.5/"}
+    assert d["availability_topic"] == "meter1/availability"
+    cmps = d["cmps"]
+    live = {oid: c for oid, c in cmps.items() if len(c) > 1}
+    assert sorted(live) == sorted(oid for _, oid, _ in discovery.entities(T.V2))
+    for oid, c in live.items():
+        assert c["unique_id"] == "spm02_a1b2c3_" + oid and c["p"] in ("sensor", "binary_sensor", "button", "switch",
+                                                                     "number")
+        if c["p"] != "button":
+            assert c["state_topic"] == "meter1/state"
+        for k in c:
+            assert "~" not in str(c[k]) or k == "value_template", (oid, k)  # whole topics only
+    v = live["voltage_a"]
+    assert (v["device_class"], v["state_class"], v["unit_of_measurement"], v["suggested_display_precision"]) == \
+        ("voltage", "measurement", "V", 1)
+    assert live["current_b"]["suggested_display_precision"] == 3
+    assert live["energy_forward"]["suggested_display_precision"] == 2 and "entity_category" not in live["energy_forward"]
+    assert live["power"]["suggested_display_precision"] == 0
+    assert live["power_factor_a"]["suggested_display_precision"] == 2  # derived on v2
+    for oid in ("frequency", "power_factor", "power_factor_c", "device_id", "warnings", "faults"):
+        assert live[oid]["entity_category"] == "diagnostic", oid
+    for oid in ("query_state", "refresh", "clear_energy", "locate"):
+        assert live[oid]["entity_category"] == "config", oid
+    assert live["clear_energy"]["command_topic"] == "meter1/cmd/clear_energy"
+    assert live["warnings"]["json_attributes_topic"] == "meter1/state"
+
+
+def test_device_message_removes_what_this_shape_lacks():
+    d = device_message(T.SPM01)
+    gone = {oid: c for oid, c in d["cmps"].items() if len(c) == 1}
+    for oid in ("voltage_b", "current_c", "energy_forward_a", "report_interval"):
+        assert gone[oid] == {"p": "number" if oid == "report_interval" else "sensor"}, oid
+    live = [oid for oid, c in d["cmps"].items() if len(c) > 1]
+    assert "voltage_a" in live and not [o for o in live if o.endswith(("_b", "_c"))]
+    # every component any layout announces is either here or removed
+    assert set(d["cmps"]) == set(oid for _, oid in discovery.all_object_ids())
+    # no address known yet: no configuration URL, and no empty one either
+    d = device_message(T.V2, url="")
+    assert "cu" not in d["dev"] and "url" not in d["o"]
+
+
+def test_device_message_reactive_power_precision_with_the_v02_format():
+    m = Meter()
+    feed(m, [(6 + k, T_RAW, v0x(2, 2300, 3000, 675, 100, 700, 96)) for k in range(3)])
+    live = device_message(m.layout, m.user, m.shape)["cmps"]
+    assert live["reactive_power_a"]["suggested_display_precision"] == 0
+    assert live["reactive_power_a"]["entity_category"] == "diagnostic"
+    assert live["power_factor_b"]["suggested_display_precision"] == 2

@@ -207,45 +207,106 @@ def test_mqtt_commands_and_bad_payloads(v2rig):
     assert st["connected"] and st["commands_bad"] == 3 and st["commands_ok"] >= 3
 
 
-def test_discovery(v2rig):
-    v2rig.settled()
-    w = v2rig.watch
-    wait_until(lambda: w.get("homeassistant/sensor/spm02/voltage_a/config"), 10, what="discovery")
-    configs = {t: json.loads(p) for t, p in list(w.last.items()) if t.startswith("homeassistant/") and p}
-    by_id = {c["unique_id"]: c for c in configs.values()}
-    v = by_id["spm02_voltage_a"]
-    assert (v["device_class"], v["state_class"], v["unit_of_measurement"]) == ("voltage", "measurement", "V")
-    assert v["state_topic"] == "~/state" and v["~"] == "spm02" and v["availability_topic"] == "~/availability"
-    e = by_id["spm02_energy_forward"]
-    assert (e["device_class"], e["state_class"], e["unit_of_measurement"]) == ("energy", "total_increasing", "kWh")
-    assert by_id["spm02_current_b"]["unit_of_measurement"] == "A"
-    assert by_id["spm02_power"]["device_class"] == "power"
-    assert by_id["spm02_frequency"]["unit_of_measurement"] == "Hz"
-    assert by_id["spm02_power_factor_a"]["device_class"] == "power_factor"
-    for b in ("query_state", "refresh", "clear_energy"):
-        assert by_id["spm02_" + b]["command_topic"] == "~/cmd/" + b
-        assert "homeassistant/button/spm02/%s/config" % b in configs
-    assert "spm02_report_interval" not in by_id  # not in the v2 layout
-    # Every template renders against the state as Home Assistant's Jinja2 would
+DEVICE = "homeassistant/device/spm02/config"
+LEGACY = "homeassistant/%s/spm02/%s/config"
+
+
+def render_all(cmps, state):
+    """Every template of the live components, rendered against the state as Home
+    Assistant's Jinja2 would: {unique_id: text}."""
     import jinja2
     env = jinja2.Environment()
     env.filters["tojson"] = json.dumps
-    state = json.loads(w.get("spm02/state"))
-    truth = v2rig.sim.truth()
-    for c in by_id.values():
+    out = {}
+    for c in cmps.values():
         if "value_template" in c:
-            out = env.from_string(c["value_template"]).render(value_json=state)
-            assert out not in ("", "None"), (c["unique_id"], c["value_template"])
-    for key in ("voltage_a", "current_c", "power", "energy_forward", "frequency"):
-        out = env.from_string(by_id["spm02_" + key]["value_template"]).render(value_json=state)
-        assert float(out) == truth[key], key
-    assert env.from_string(by_id["spm02_faults"]["value_template"]).render(value_json=state) == "none"
-    missing = env.from_string(v["value_template"]).render(value_json={})
-    assert missing == "None"  # shown as unknown, not a template error
-    # Home Assistant restarts: discovery is sent again
-    n = w.count("homeassistant/sensor/spm02/voltage_a/config")
-    w.publish("homeassistant/status", "online")
-    wait_until(lambda: w.count("homeassistant/sensor/spm02/voltage_a/config") > n, 10, what="rediscovery")
+            out[c["unique_id"]] = env.from_string(c["value_template"]).render(value_json=state)
+    return out
+
+
+def test_discovery(broker):
+    """One retained device-based message with origin and every component; the per-entity
+    configs an earlier version left are migrated (their entities kept) and cleared."""
+    seen = MqttWatch(broker.port, ("homeassistant/#", "spm02/state"))  # there before the firmware
+    legacy = [("sensor", "voltage_a"), ("sensor", "energy_forward"), ("button", "clear_energy"),
+              ("sensor", "voltage_b")]
+    for comp, oid in legacy:
+        seen.publish(LEGACY % (comp, oid), json.dumps({"name": oid, "unique_id": "spm02_" + oid,
+                                                       "state_topic": "spm02/state"}), retain=True)
+    wait_until(lambda: all(seen.get(LEGACY % x) for x in legacy), 5, what="old configs retained")
+    r = Rig(broker, "v2")
+    try:
+        r.start()
+        truth, _ = r.settled()
+        wait_until(lambda: seen.get(DEVICE) and all(seen.get(LEGACY % x) == b"" for x in legacy), 10,
+                   what="the device message and the old configs cleared")
+        d = json.loads(seen.get(DEVICE))
+        assert d["dev"]["ids"] == ["spm02"] and d["dev"]["mf"] == "ZGMISMART" and d["dev"]["mdl"].startswith("SPM02")
+        assert d["dev"]["sw"] == d["o"]["sw"] == r.fw.state()["device"]["version"]
+        assert d["o"]["name"] == "spm02-firmware" and d["o"]["url"] == r.fw.url("/")
+        assert d["dev"]["cu"] == r.fw.url("/") and d["availability_topic"] == "spm02/availability"
+        live = {oid: c for oid, c in d["cmps"].items() if len(c) > 1}
+        v = live["voltage_a"]
+        assert (v["p"], v["unique_id"], v["state_topic"]) == ("sensor", "spm02_voltage_a", "spm02/state")
+        assert (v["device_class"], v["state_class"], v["unit_of_measurement"], v["suggested_display_precision"]) \
+            == ("voltage", "measurement", "V", 1)
+        e = live["energy_forward"]
+        assert (e["device_class"], e["state_class"], e["unit_of_measurement"]) == ("energy", "total_increasing", "kWh")
+        assert live["frequency"]["entity_category"] == "diagnostic"
+        for b in ("query_state", "refresh", "clear_energy"):
+            assert live[b]["p"] == "button" and live[b]["command_topic"] == "spm02/cmd/" + b
+            assert live[b]["entity_category"] == "config"
+        assert d["cmps"]["report_interval"] == {"p": "number"}  # not in the v2 layout: removed
+        # The migration, in Home Assistant's order: each old config is told it moves, then the
+        # device message comes, then the old config is cleared
+        msgs = [(t, p) for t, p, _ in seen.messages]
+        dev_at = [i for i, (t, _) in enumerate(msgs) if t == DEVICE]  # (earlier tests' retained one too)
+        for x in legacy:
+            mine = [(i, p) for i, (t, p) in enumerate(msgs) if t == LEGACY % x]
+            assert [p for _, p in mine][1:] == [b'{"migrate_discovery": true}', b""], mine
+            assert [i for i in dev_at if mine[1][0] < i < mine[2][0]], (mine, dev_at)
+        # ... and nothing is left retained under the old topics
+        late = MqttWatch(broker.port, ("homeassistant/#",))
+        time.sleep(0.5)
+        assert [t for t, p, _ in late.messages if p] == [DEVICE]
+        late.stop()
+        # Every template renders against the state, to the simulator's numbers
+        wait_until(lambda: seen.get("spm02/state"), 10, what="state")
+        state = json.loads(seen.get("spm02/state"))
+        out = render_all(live, state)
+        assert not [u for u, x in out.items() if x in ("", "None")], out
+        for key in ("voltage_a", "current_c", "power", "energy_forward", "frequency"):
+            assert float(out["spm02_" + key]) == truth[key], key
+        assert out["spm02_faults"] == "none"
+        assert render_all({"v": v}, {})["spm02_voltage_a"] == "None"  # unknown, not a template error
+        # Home Assistant restarts: the device message is sent again
+        n = seen.count(DEVICE)
+        seen.publish("homeassistant/status", "online")
+        wait_until(lambda: seen.count(DEVICE) > n, 10, what="rediscovery")
+        # A broker that never had old configs gets no migration notes: only the device message
+        assert r.fw.state()["mqtt"]["connected"]
+    finally:
+        r.stop()
+        seen.stop()
+
+
+def test_discovery_without_earlier_versions_writes_only_the_device_message():
+    b = Mosquitto().start()
+    seen = MqttWatch(b.port, ("homeassistant/#",))
+    r = Rig(b, "cloud")
+    try:
+        r.start()
+        r.settled()
+        wait_until(lambda: seen.get(DEVICE), 10, what="the device message")
+        time.sleep(1.5)
+        assert {t for t, _, _ in seen.messages} == {DEVICE}
+        d = json.loads(seen.get(DEVICE))
+        assert d["cmps"]["report_interval"]["p"] == "number" and d["cmps"]["report_interval"]["min"] == 225
+        assert d["dev"]["mdl"] == "SPM02 (cloud layout)"
+    finally:
+        r.stop()
+        seen.stop()
+        b.stop()
 
 
 def test_broker_restart(broker):

@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness import Firmware, Mosquitto, MqttWatch, wait_until
 from spm02sim import Simulator, parse_dps
 
-DISC = "homeassistant/%s/spm02/%s/config"
+DISC = "homeassistant/%s/spm02/%s/config"  # per-entity, as earlier versions announced
+DEVICE = "homeassistant/device/spm02/config"
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +67,13 @@ class Rig:
         return {f.name: f for f in text_string_to_metric_families(body.decode())}
 
 
-def _configs(w):
-    return {t: p for t, p in list(w.last.items()) if t.startswith("homeassistant/")}
+def component(w, oid):
+    """A live component of the device discovery message, once it is there."""
+    def live():
+        d = w.get(DEVICE)
+        c = json.loads(d)["cmps"].get(oid) if d else None
+        return c if c and len(c) > 1 else None
+    return wait_until(live, 10, what="%s in the device message" % oid)
 
 
 def test_single_phase_meter_discovery(broker):
@@ -91,18 +97,21 @@ def test_single_phase_meter_discovery(broker):
         assert not [k for k in values if k.endswith(("_b", "_c"))]
         assert st["derived"] == ["power_factor_a"]
         w = r.watch
-        wait_until(lambda: w.get(DISC % ("sensor", "voltage_a")), 10, what="discovery")
-        for key in ("voltage_b", "current_c", "power_factor_b"):  # removed: empty and retained
+        wait_until(lambda: w.get(DEVICE), 10, what="discovery")
+        for key in ("voltage_b", "current_c", "power_factor_b"):  # an earlier run's: cleared
             wait_until(lambda: w.get(DISC % ("sensor", key)) == b"", 10, what="%s removed" % key)
-        conf = {t: json.loads(p) for t, p in _configs(w).items() if p}
-        ids = {c["unique_id"]: c for c in conf.values()}
+        d = json.loads(w.get(DEVICE))
+        assert d["dev"]["mdl"].startswith("SPM01")
+        ids = {c["unique_id"]: c for c in d["cmps"].values() if len(c) > 1}
         assert not [u for u in ids if u.endswith(("_b", "_c"))]
+        for key in ("voltage_b", "current_c", "power_factor_b", "energy_forward_a"):  # removed from the device
+            assert d["cmps"][key] == {"p": "sensor"}, key
         v = ids["spm02_voltage_a"]
-        assert v["name"] == "Voltage" and v["device"]["model"].startswith("SPM01")
+        assert v["name"] == "Voltage"
         e = ids["spm02_energy_reverse"]
         assert (e["device_class"], e["state_class"], e["unit_of_measurement"]) == ("energy", "total_increasing", "kWh")
         ri = ids["spm02_report_interval"]
-        assert (ri["min"], ri["max"], ri["command_topic"]) == (5, 3600, "~/cmd/report_interval")
+        assert (ri["min"], ri["max"], ri["command_topic"]) == (5, 3600, "spm02/cmd/report_interval")
         # every template renders against the state as Home Assistant's Jinja2 would
         import jinja2
         env = jinja2.Environment()
@@ -181,10 +190,9 @@ def test_v02_raw_format_end_to_end(broker):
         assert st["derived"] == [] and values["warnings"] == []
         assert st["mcu"]["layout"] == "v2" and "raw DP 6" in st["mcu"]["layout_reason"]
         w = r.watch
-        wait_until(lambda: w.get(DISC % ("sensor", "reactive_power_a")), 10, what="reactive power entity")
-        q = json.loads(w.get(DISC % ("sensor", "reactive_power_a")))
+        q = component(w, "reactive_power_a")
         assert (q["device_class"], q["state_class"], q["unit_of_measurement"]) == ("reactive_power", "measurement", "var")
-        s = json.loads(w.get(DISC % ("sensor", "apparent_power_c")))
+        s = component(w, "apparent_power_c")
         assert (s["device_class"], s["unit_of_measurement"]) == ("apparent_power", "VA")
         fams = r.metrics()
         q = {x.labels["phase"]: x.value for x in fams["spm02_phase_reactive_power_voltamperes_reactive"].samples}
@@ -231,9 +239,8 @@ def test_report_interval_through_dp18(broker):
         r.watch.publish("spm02/cmd/report_interval", "120")
         sim.wait_frame(0x06, since=mark, dp=18, timeout=5)
         wait_until(lambda: r.values()["report_interval"] == 120, 5, what="interval over MQTT")
-        n = DISC % ("number", "report_interval")
-        wait_until(lambda: r.watch.get(n), 10, what="report interval number")
-        assert json.loads(r.watch.get(n))["min"] == 5
+        n = component(r.watch, "report_interval")
+        assert n["p"] == "number" and n["min"] == 5
     finally:
         r.stop()
 
@@ -256,10 +263,9 @@ def test_owner_dps_map(broker):
         d120 = [d for d in st["dps"] if d["id"] == 120][0]
         assert d120["key"] == "leakage_current" and d120["unit"] == "A"
         w = r.watch
-        wait_until(lambda: w.get(DISC % ("sensor", "leakage_current")), 10, what="owner's entity")
-        c = json.loads(w.get(DISC % ("sensor", "leakage_current")))
+        c = component(w, "leakage_current")
         assert (c["device_class"], c["unit_of_measurement"]) == ("current", "A")
-        t = json.loads(w.get(DISC % ("sensor", "temperature")))
+        t = component(w, "temperature")
         assert t["unit_of_measurement"] == "degC" and "device_class" not in t
         wait_until(lambda: w.get("spm02/state") and json.loads(w.get("spm02/state")).get("leakage_current") == 0.025,
                    10, what="owner's key in B/state")

@@ -1,8 +1,15 @@
 # Home Assistant MQTT discovery, derived from the DP table (and the owner's dps map):
 # one entity per reading the meter's shape (layout, phases, extras) can have, plus
 # buttons and controls for the commands.
+import json
+
 import dptable as T
 from tuya import T_BOOL, T_VALUE
+
+# Diagnostic entities: about the link and electrical detail, not the readings people watch
+DIAGNOSTIC = ("device_id", "faults", "frequency", "power_factor", "current_unbalance")
+DIAGNOSTIC_PHASE = ("power_factor_", "reactive_power_", "apparent_power_")
+ORIGIN = "spm02-firmware"
 
 
 def name_of(key, single=False):
@@ -30,6 +37,14 @@ def _may(r, nph, shape):
     if nph > 1 or r[1] != T.ANY or r[0] not in T.SPM01_MAYBE:
         return True
     return shape & (T.X_SEEN << T.SPM01_MAYBE.index(r[0]))
+
+
+def _decimals(key):
+    """Decimals of a per-phase reading from a raw phase DP (no row of its own)."""
+    for prefix, dec, _ in T.PHASE_FIELDS:
+        if key.startswith(prefix) and len(key) == len(prefix) + 1:
+            return dec
+    return T.DERIVED_DECIMALS
 
 
 def sensor_keys(layout, user=(), shape=0):
@@ -83,6 +98,10 @@ def entities(layout, user=(), shape=0):
                     c["device_class"] = dc
                 if sc:
                     c["state_class"] = sc
+                # as many decimals as the meter's count has: 231.7 V, 5.002 A, 12.34 kWh
+                c["suggested_display_precision"] = r[4] if r is not None else _decimals(key)
+        if key in DIAGNOSTIC or key[:-1] in DIAGNOSTIC_PHASE:
+            c["entity_category"] = "diagnostic"
         yield comp, key, c
     yield "sensor", "warnings", {"name": "Plausibility warnings", "entity_category": "diagnostic",
                                  "icon": "mdi:alert-circle-outline",
@@ -93,11 +112,12 @@ def entities(layout, user=(), shape=0):
                             ("refresh", "Refresh", "mdi:refresh"),
                             ("clear_energy", "Clear energy counters", "mdi:delete-forever")):
         yield "button", cmd, {"name": name, "icon": icon, "command_topic": "~/cmd/" + cmd,
-                              "payload_press": "PRESS"}
+                              "payload_press": "PRESS", "entity_category": "config"}
     if not single or shape & (T.X_SEEN << T.SPM01_MAYBE.index(101)):  # DP 101 seen
         yield "switch", "locate", {"name": "Locate", "icon": "mdi:map-marker-radius",
                                    "command_topic": "~/cmd/locate", "payload_on": "ON", "payload_off": "OFF",
-                                   "value_template": "{{ 'ON' if value_json.locating else 'OFF' }}"}
+                                   "value_template": "{{ 'ON' if value_json.locating else 'OFF' }}",
+                                   "entity_category": "config"}
     if T.row_for_key("report_interval", layout, user) is not None:
         lo, hi = 225, 3600  # the cloud layout's DP 102
     elif shape & T.X_REPORT:
@@ -128,12 +148,38 @@ def model(layout):
     return "SPM02 (%s layout)" % T.LAYOUTS[layout]
 
 
-def config(comp, oid, c, node, base, device):
-    """The whole config object of one entity."""
-    c["~"] = base
+def component(comp, oid, c, node, base):
+    """One component of the device message: its platform, unique id and whole topics
+    ("~/cmd/x" in entities() is the base topic's cmd/x)."""
+    c["p"] = comp
     c["unique_id"] = node + "_" + oid
-    c["availability_topic"] = "~/availability"
     if comp != "button":
-        c["state_topic"] = "~/state"
-    c["device"] = device
+        c["state_topic"] = base + "/state"
+    for k in ("command_topic", "json_attributes_topic"):
+        if k in c:
+            c[k] = base + c[k][1:]
     return c
+
+
+def device_parts(layout, user, shape, node, base, name, version, url):
+    """Home Assistant's device-based discovery message for the meter, as pieces of JSON
+    text (it is some 10 KB: it goes to the broker piece by piece). Components of another
+    layout or shape stay in it with their platform only, which is how Home Assistant is
+    told to remove them."""
+    dev = {"ids": [node], "name": name, "mf": "ZGMISMART", "mdl": model(layout), "sw": version}
+    origin = {"name": ORIGIN, "sw": version}
+    if url:  # the status page: where to look, and what to report
+        dev["cu"] = origin["url"] = url
+    yield '{"dev":%s,"o":%s,"availability_topic":"%s/availability","cmps":{' % (
+        json.dumps(dev), json.dumps(origin), base)
+    sep = ""
+    ours = []
+    for comp, oid, c in entities(layout, user, shape):
+        ours.append(oid)
+        yield '%s"%s":%s' % (sep, oid, json.dumps(component(comp, oid, c, node, base)))
+        sep = ","
+    for comp, oid in all_object_ids(user):
+        if oid not in ours:
+            yield '%s"%s":{"p":"%s"}' % (sep, oid, comp)
+            sep = ","
+    yield "}}"
