@@ -10,10 +10,13 @@ import json
 import sys
 
 # Resident: what app.main imports before the loop starts, dependencies first
-RESIDENT = ("asyncio", "ticks", "tuya", "dptable", "spm02", "link", "meter", "mcu",
+RESIDENT = ("asyncio", "ticks", "tuya", "dptable", "spm02", "link", "layout", "plausible", "meter", "mcu",
             "firmware", "firmware.log", "firmware.board", "firmware.borrow", "firmware.mculink",
             "firmware.mqtt", "firmware.http", "firmware.app", "umqtt.simple")
 BORROWED = ("commands", "discovery", "metrics", "firmware.config", "firmware.portal")
+# Resident on an ESP32 only (the host's whole job never loads them), measured with the
+# fakes of machine and network that the host tests use
+ESP32_ONLY = ("firmware.esp32", "firmware.health", "firmware.wifi")
 
 
 def held():
@@ -23,6 +26,29 @@ def held():
 
 def imp(name):
     return __import__(name, None, None, ("x",))
+
+
+def esp32_only(out):
+    """The modules only an ESP32 keeps loaded, with the fakes of machine and network
+    imported first (built in on a device), then all of them dropped again."""
+    out["esp32_only"] = {}
+    out["esp32_only_order"] = ESP32_ONLY
+    sys.path.insert(0, "../host_tests/fakes")
+    try:
+        imp("machine")
+        imp("network")
+        for name in ESP32_ONLY:
+            a = held()
+            imp(name)
+            out["esp32_only"][name] = held() - a
+    except ImportError:
+        pass
+    for name in ESP32_ONLY + ("machine", "network"):
+        sys.modules.pop(name, None)
+        pkg, _, sub = name.rpartition(".")
+        if pkg and hasattr(sys.modules.get(pkg), sub):
+            delattr(sys.modules[pkg], sub)
+    sys.path.pop(0)
 
 
 def _data(out, what, n):
@@ -47,6 +73,7 @@ def main():
         if pkg and hasattr(sys.modules.get(pkg), sub):
             delattr(sys.modules[pkg], sub)
     out["code_total"] = held() - base
+    esp32_only(out)
 
     # The long-lived data: the App as main() builds it (no sockets yet), then a full report
     cfg_mod = imp("firmware.config")

@@ -1,6 +1,7 @@
 # MQTT for Home Assistant on umqtt.simple (the ESP32's frozen 1.7.x or PyPI's 1.3.4 on
 # the host). umqtt.simple blocks, so every socket it gets has a timeout, the broker's
 # address is resolved once, and the loop polls it without ever waiting on it.
+import gc
 import socket
 import time
 
@@ -193,6 +194,8 @@ class Mqtt:
         n = 0
         for p in parts():
             n += len(p.encode())  # bytes, not characters: the meter's strings may be UTF-8
+        p = None
+        gc.collect()  # the first pass's pieces, before the second makes them again
         t = topic.encode()
         size = 2 + len(t) + n
         head = bytearray(7)

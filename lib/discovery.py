@@ -170,16 +170,26 @@ def device_parts(layout, user, shape, node, base, name, version, url):
     origin = {"name": ORIGIN, "sw": version}
     if url:  # the status page: where to look, and what to report
         dev["cu"] = origin["url"] = url
-    yield '{"dev":%s,"o":%s,"availability_topic":"%s/availability","cmps":{' % (
-        json.dumps(dev), json.dumps(origin), base)
-    sep = ""
+    yield '{"dev":'
+    yield json.dumps(dev)
+    yield ',"o":'
+    yield json.dumps(origin)
+    yield ',"availability_topic":"%s/availability","cmps":{' % base
+    sep = '"'
     ours = []
     for comp, oid, c in entities(layout, user, shape):
         ours.append(oid)
-        yield '%s"%s":%s' % (sep, oid, json.dumps(component(comp, oid, c, node, base)))
-        sep = ","
+        yield sep + oid + '":{'
+        # key by key: the pieces stay small, which a fragmented heap can always give
+        sep2 = '"'
+        for k, v in component(comp, oid, c, node, base).items():
+            yield sep2 + k + '":'
+            yield json.dumps(v)
+            sep2 = ',"'
+        yield "}"
+        sep = ',"'
     for comp, oid in all_object_ids(user):
         if oid not in ours:
-            yield '%s"%s":{"p":"%s"}' % (sep, oid, comp)
-            sep = ","
+            yield '%s%s":{"p":"%s"}' % (sep, oid, comp)
+            sep = ',"'
     yield "}}"

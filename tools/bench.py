@@ -141,6 +141,10 @@ def print_heap_breakdown(h):
         print("  %-22s %8d %8d %8d" % (name, a, b, a - b))
     print("  %-22s %8d %8d %8d" % ("all resident modules", s["code_total"], f["code_total"],
                                    s["code_total"] - f["code_total"]))
+    for name in s["esp32_only_order"]:
+        if name in s["esp32_only"]:
+            a, b = s["esp32_only"][name], f["esp32_only"][name]
+            print("  %-22s %8d %8d %8d  (resident on an ESP32 only)" % (name, a, b, a - b))
     for name in s["borrowed_order"]:
         print("  %-22s %8d %8d %8d  (loaded only while used)" % (
             name, s["borrowed"][name], f["borrowed"][name], s["borrowed"][name] - f["borrowed"][name]))
