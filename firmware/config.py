@@ -107,7 +107,7 @@ ENTRY = ("key", "type", "decimals", "unit")
 def _dps(given, warnings):
     """The owner's DP map as rows of the DP table (dptable.ROWS' shape), in DP order. A bad
     entry is dropped with a warning naming it; the rest are kept."""
-    from dptable import ANY, UNITS
+    from dptable import ANY, known_unit
     from tuya import TYPE_NAMES
     if not isinstance(given, dict):
         warnings.append('dps: must be an object like {"111": {"key": "power", "type": "value"}}; ignored')
@@ -145,7 +145,7 @@ def _dps(given, warnings):
         for k in e:
             if k not in ENTRY:
                 warnings.append("%s.%s: unknown setting, ignored" % (where, k))
-        if unit not in UNITS:
+        if known_unit(unit) is None:
             warnings.append("%s: unit %s is not one the table knows: no device class" % (where, unit))
         keys.append(key)
         rows.append((int(dp), ANY, key, TYPE_NAMES.index(typ), dec, unit, 0))

@@ -111,49 +111,66 @@ REPORT_RECORD = const(8)
 REPORT_MIN = const(5)
 REPORT_MAX = const(3600)
 
-# Fault bitmap DP 9: bit -> name, per layout. v2 owners saw 0x04 on overcurrent and
-# 0x08 on phase loss; the other v2 bits (and the SPM01's) are unknown and show as bit_N.
-FAULTS = {
-    V2: {2: "overcurrent", 3: "phase_loss"},
-    CLOUD: dict(enumerate((
-        "short_circuit", "surge", "overload", "leakage_current", "temperature", "fire",
-        "high_power", "self_test", "overcurrent", "unbalance", "overvoltage",
-        "undervoltage", "phase_loss", "outage", "magnetism", "credit", "no_balance"))),
-}
+# Tables as tuples, not dicts: in a custom image they freeze into flash and hold no heap.
+#
+# Fault bitmap DP 9: names by bit, per layout (FAULTS[layout]; "" or past the end: unknown).
+# v2 owners saw 0x04 on overcurrent and 0x08 on phase loss; the other v2 bits (and the
+# SPM01's) are unknown and show as bit_N.
+FAULTS = ((), ("", "", "overcurrent", "phase_loss"),
+          ("short_circuit", "surge", "overload", "leakage_current", "temperature", "fire",
+           "high_power", "self_test", "overcurrent", "unbalance", "overvoltage",
+           "undervoltage", "phase_loss", "outage", "magnetism", "credit", "no_balance"),
+          ())
 
-# Alarm settings DPs 17/18: record id -> (name, threshold min, max); max 0 = no threshold.
-ALARMS = {
-    17: {1: ("overcurrent", 1, 65535), 2: ("unbalance", 1, 100), 3: ("overvoltage", 1, 65535),
-         4: ("undervoltage", 1, 65535), 5: ("phase_loss", 0, 0), 7: ("high_power", 1, 65535)},
-    18: {1: ("overcurrent", 1, 65535), 2: ("unbalance", 1, 100), 3: ("overvoltage", 1, 65535),
-         4: ("undervoltage", 1, 65535), 5: ("phase_loss", 0, 0), 7: ("reverse_power", 0, 0)},
-}
+# Alarm settings DPs 17/18: (DP, record id, name, threshold min, max); max 0 = no threshold.
+ALARMS = (
+    (17, 1, "overcurrent", 1, 65535), (17, 2, "unbalance", 1, 100), (17, 3, "overvoltage", 1, 65535),
+    (17, 4, "undervoltage", 1, 65535), (17, 5, "phase_loss", 0, 0), (17, 7, "high_power", 1, 65535),
+    (18, 1, "overcurrent", 1, 65535), (18, 2, "unbalance", 1, 100), (18, 3, "overvoltage", 1, 65535),
+    (18, 4, "undervoltage", 1, 65535), (18, 5, "phase_loss", 0, 0), (18, 7, "reverse_power", 0, 0),
+)
 
-# Product keys seen for this family: only a hint, the DPs decide.
-PRODUCT_HINTS = {"kxdr6su0c55p7bbo": V2}
+# Product keys seen for this family: only a hint, the DPs decide. (key, layout)
+PRODUCT_HINTS = (("kxdr6su0c55p7bbo", V2),)
 
-# Unit -> (Home Assistant device_class, state_class, Prometheus unit suffix in base units;
+# (unit, Home Assistant device_class, state_class, Prometheus unit suffix in base units;
 # kWh go to Prometheus as joules). "" is a power factor only for power_factor keys.
-UNITS = {
-    "V": ("voltage", "measurement", "volts"),
-    "A": ("current", "measurement", "amperes"),
-    "W": ("power", "measurement", "watts"),
-    "var": ("reactive_power", "measurement", "voltamperes_reactive"),
-    "VA": ("apparent_power", "measurement", "voltamperes"),
-    "kWh": ("energy", "total_increasing", "joules"),
-    "Hz": ("frequency", "measurement", "hertz"),
-    "": ("power_factor", "measurement", "ratio"),
-    "%": (None, "measurement", "percent"),
-    "s": (None, None, "seconds"),
-}
+UNITS = (
+    ("V", "voltage", "measurement", "volts"),
+    ("A", "current", "measurement", "amperes"),
+    ("W", "power", "measurement", "watts"),
+    ("var", "reactive_power", "measurement", "voltamperes_reactive"),
+    ("VA", "apparent_power", "measurement", "voltamperes"),
+    ("kWh", "energy", "total_increasing", "joules"),
+    ("Hz", "frequency", "measurement", "hertz"),
+    ("", "power_factor", "measurement", "ratio"),
+    ("%", None, "measurement", "percent"),
+    ("s", None, None, "seconds"),
+)
 NO_CLASS = (None, "measurement", "")  # unitless readings and units the table does not know
+
+
+def known_unit(unit):
+    for u in UNITS:
+        if u[0] == unit:
+            return u
+    return None
 
 
 def classes(key, unit):
     """(device_class, state_class, Prometheus suffix) of a reading."""
     if unit == "" and not key.startswith("power_factor"):
         return NO_CLASS
-    return UNITS.get(unit, NO_CLASS)
+    u = known_unit(unit)
+    return u[1:] if u else NO_CLASS
+
+
+def alarm(dpid, rid):
+    """(DP, record id, name, min, max) of an alarm record the table knows, or None."""
+    for a in ALARMS:
+        if a[0] == dpid and a[1] == rid:
+            return a
+    return None
 
 
 def phases(layout):

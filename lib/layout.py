@@ -161,10 +161,10 @@ def hint(product_key):
     """The layout a product key suggests, or None."""
     if not isinstance(product_key, str):
         return None
-    h = T.PRODUCT_HINTS.get(product_key)
-    if h is None and "g5n4t0" in product_key:
-        h = CLOUD
-    return h
+    for key, lay in T.PRODUCT_HINTS:
+        if key == product_key:
+            return lay
+    return CLOUD if "g5n4t0" in product_key else None
 
 
 def choose(old, why, product_key):

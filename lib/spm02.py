@@ -8,7 +8,7 @@ except ImportError:
     def const(x):
         return x
 
-from dptable import FAULTS, ALARMS, REPORT_DP, REPORT_RECORD
+from dptable import FAULTS, ALARMS, REPORT_DP, REPORT_RECORD, alarm
 from tuya import be_uint
 
 NEG_LIMIT = const(0x100000)   # no real reading reaches 1048 A or 1048 kW: at or above is negative
@@ -110,11 +110,11 @@ def phase_encoding(raw):
 def fault_names(bits, layout):
     """Names of the set bits of a (up to 32-bit) bitmap; a bitmap sent as a signed value
     reads the same, bit by bit."""
-    names = FAULTS.get(layout, {})
+    names = FAULTS[layout] if 0 <= layout < len(FAULTS) else ()
     out = []
     for b in range(32):
         if (bits >> b) & 1:
-            out.append(names.get(b) or "bit_%d" % b)
+            out.append(names[b] if b < len(names) and names[b] else "bit_%d" % b)
     return out
 
 
@@ -127,8 +127,8 @@ def alarm_records(raw):
 
 
 def alarm_name(dpid, rid):
-    a = ALARMS.get(dpid, {}).get(rid)
-    return a[0] if a else "alarm_%d" % rid
+    a = alarm(dpid, rid)
+    return a[2] if a else "alarm_%d" % rid
 
 
 def alarms(dpid, raw):
@@ -160,14 +160,12 @@ def encode_alarms(records):
 def find_alarm(name, lists):
     """(dpid, record id, min, max) for an alarm name; lists is {dpid: raw} of what the
     meter reported, so a name that both DPs know goes where the meter keeps it."""
-    for dpid in (17, 18):
-        table = ALARMS[dpid]
-        for rid in table:
-            if table[rid][0] != name:
-                continue
-            raw = lists.get(dpid)
-            if raw is not None and any(r[0] == rid for r in alarm_records(raw)):
-                return dpid, rid, table[rid][1], table[rid][2]
+    for dpid, rid, aname, lo, hi in ALARMS:
+        if aname != name:
+            continue
+        raw = lists.get(dpid)
+        if raw is not None and any(r[0] == rid for r in alarm_records(raw)):
+            return dpid, rid, lo, hi
     return None
 
 
