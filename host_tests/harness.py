@@ -66,7 +66,7 @@ class Mosquitto:
         self.log = open(os.path.join(self.dir, "log"), "ab")
         self.proc = subprocess.Popen([exe, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        wait_until(lambda: _connectable(self.port), 10, what="mosquitto")
+        wait_until(lambda: connectable(self.port), 10, what="mosquitto")
         return self
 
     def stop(self):
@@ -81,7 +81,7 @@ def _which(name):
     return False
 
 
-def _connectable(port):
+def connectable(port):
     try:
         socket.create_connection(("127.0.0.1", port), 0.2).close()
         return True
@@ -128,7 +128,7 @@ class Firmware:
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=limit)
         if wait:
-            wait_until(lambda: self.proc.poll() is not None or _connectable(self.http_port), 20,
+            wait_until(lambda: self.proc.poll() is not None or connectable(self.http_port), 20,
                        what="firmware http")
             assert self.proc.poll() is None, self.log()
         return self

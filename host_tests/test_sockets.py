@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 
-from harness import Firmware, Mosquitto, MqttWatch, wait_until
+from harness import Firmware, Mosquitto, MqttWatch, connectable, free_port, wait_until
 from spm02sim import Simulator
 
 LWIP_SOCKETS = 10
@@ -163,14 +163,14 @@ def test_without_the_limit_the_flood_would_take_mqtts_socket():
         "    socket.socket().close()\n"  # what MQTT's reconnect would need
         "    print('socket ok')\n"
         "asyncio.run(main())\n")
-    port = _free_port()
+    port = free_port()
     mp = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv", "bin", "micropython")
     proc = subprocess.Popen([mp, "-c", code % port], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=dict(os.environ, MICROPYPATH=".frozen"),
                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE)))
     flood = None
     try:
-        wait_until(lambda: _connectable(port), 10, what="the naive server")
+        wait_until(lambda: connectable(port), 10, what="the naive server")
         flood = Flood(port, 60).start()
         out, _ = proc.communicate(timeout=20)
     finally:
@@ -180,17 +180,3 @@ def test_without_the_limit_the_flood_would_take_mqtts_socket():
             proc.kill()
             proc.wait()
     assert b"socket ok" not in out and b"OSError" in out, out
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _connectable(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close()
-        return True
-    except OSError:
-        return False
