@@ -95,11 +95,14 @@ decode: setup
 build: setup
 	$(PY) tools/build.py
 
-# The firmware runs from the build tree: what is tested is what is flashed.
+# The firmware runs from the build tree: what is tested is what is flashed. Exit status 75
+# is the firmware asking for a restart (OTA, the setup portal, the restart command): it is
+# started again, as a reset would on the device.
 run: build
 	$(if $(and $(MPY_DIR),$(filter $(MP32F),$(MICROPYTHON))),@$(PY) tools/unix32.py >/dev/null)
-	cd build && MICROPYPATH=.frozen:$(CURDIR)/build/lib$(HOST_UMQTT) \
-		exec $(RUN_MP) $(if $(HEAPSIZE),-X heapsize=$(HEAPSIZE)) main.py $(abspath $(CONFIG))
+	cd build && while :; do MICROPYPATH=.frozen:$(CURDIR)/build/lib$(HOST_UMQTT) \
+		$(RUN_MP) $(if $(HEAPSIZE),-X heapsize=$(HEAPSIZE)) main.py $(abspath $(CONFIG)); \
+		rc=$$?; [ $$rc -eq 75 ] || exit $$rc; echo "make run: restart (exit status 75)" >&2; done
 
 deploy: build
 	$(PY) tools/deploy.py deploy --port "$(PORT)" $(if $(CONFIG_GIVEN),--config "$(CONFIG)") $(if $(FROZEN),--frozen) $(if $(DRY),--dry-run)

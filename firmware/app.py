@@ -72,10 +72,24 @@ class App:
         return self.wifi.setup_mode if self.wifi is not None else True
 
     def restart(self):
+        """A device reset; on the host, exit status 75, and make run starts the firmware
+        again as a reset would. MQTT says goodbye first (offline now, not the last will a
+        keepalive later)."""
+        log.warn("restarting")
+        m = self.mqtt
+        if m.client is not None:
+            try:
+                m.client.publish(m.base + "/availability", "offline", True)
+                m.client.disconnect()
+            except Exception:
+                pass
         if board.ESP32:
             import machine
+            time.sleep_ms(100)  # lets the goodbye leave
             machine.reset()
-        log.warn("restart asked for: the host run keeps going with the old config")
+        if self.http.server is not None:
+            self.http.server.close()
+        raise SystemExit(75)
 
     def beat(self, name):
         if self.health is not None:
