@@ -91,6 +91,19 @@ class App:
             self.http.server.close()
         raise SystemExit(75)
 
+    def restart_soon(self, ms=500):
+        """Restart once the answer that asked for it has been sent."""
+        async def later():
+            await asyncio.sleep_ms(ms)
+            self.restart()
+        asyncio.create_task(later())
+
+    def command_done(self, name):
+        """After a command answered (HTTP) or logged (MQTT): the commands that act on the
+        firmware rather than the meter."""
+        if name == "restart":
+            self.restart_soon()
+
     def beat(self, name):
         if self.health is not None:
             self.health.beat(name)

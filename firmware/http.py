@@ -272,6 +272,7 @@ class Http:
             return await self._send(w, 500, "application/json", json.dumps({"ok": False, "error": repr(e)}))
         log.info("http: cmd %s: %s", name, msg)
         await self._send(w, 200, "application/json", json.dumps({"ok": True, "message": msg}))
+        self.app.command_done(name)
 
     async def _state(self, w):
         self._head(w, 200, "application/json")
