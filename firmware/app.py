@@ -97,7 +97,10 @@ class App:
         raise SystemExit(75)
 
     def restart_soon(self, ms=500):
-        """Restart once the answer that asked for it has been sent."""
+        """Restart once the answer that asked for it has been sent; meanwhile HTTP answers
+        503 (after an update the heap is in pieces: the old firmware has done its part)."""
+        self.http.restarting = True
+
         async def later():
             await asyncio.sleep_ms(ms)
             self.restart()

@@ -70,6 +70,7 @@ class Http:
         self.rejected = 0
         self.server = None
         self.updating = False  # an update is being received (or is installed: restarting)
+        self.restarting = False  # a restart is due: nothing more is served
         self._waiting = []  # [task, accepted at] of clients still sending their request, oldest first
         self._free = asyncio.Event()  # set when a client's socket is closed
 
@@ -133,7 +134,7 @@ class Http:
                         self._waiting.pop(i)
                         break
             if path == OTA and method == "POST":
-                with borrow("firmware.ota", "otaboot") as ota:  # loaded only while an update runs
+                with borrow("firmware.ota") as ota:  # loaded only while an update runs
                     await ota.handle(self, r, w, headers, body)
             else:
                 await asyncio.wait_for_ms(self._route(w, method, path, headers, body), SEND_MS)
@@ -219,6 +220,8 @@ class Http:
         return parts[0], parts[1], headers, body
 
     async def _route(self, w, method, path, headers, body):
+        if self.restarting:
+            return await self._send(w, 503, "text/plain", "restarting\n")
         path = path.split("?", 1)[0]
         if path.startswith("/setup") and self.app.setup_mode():
             return await self._setup(w, method, path, headers, body)

@@ -7,10 +7,11 @@
 #
 # A bundle (tools/ota.py makes it):
 #   b"SPM02OTA" | header length (4 bytes, big-endian) | header | the files' bytes
-# The header is JSON: {"format": 1, "version": "0.2.0",
-#   "files": [["firmware/app.mpy", 2900, "<sha256 hex>"], ...]}; the files follow in that
-# order, with nothing after them. The bundle's id: the first 12 hex digits of the sha256 of
-# the header (which holds every file's sha256).
+# The header is JSON lines, at most 4 KB: {"format": 1, "version": "0.2.0", "files": 28},
+# then a line per file, ["firmware/app.mpy", 2900, "<sha256 hex>"], sorted by name, in the
+# order of their bytes, which end the body. Lines, so that the device parses one at a time,
+# from flash. The bundle's id: the first 12 hex digits of the sha256 of the header (which
+# holds every file's sha256).
 import binascii
 import gc
 import hashlib
@@ -21,8 +22,8 @@ import sys
 import asyncio
 from micropython import const
 
-import otaboot
 from firmware import log
+from firmware.borrow import borrow
 
 MAGIC = b"SPM02OTA"
 PREFIX = const(12)          # magic + header length
@@ -56,37 +57,67 @@ def _name_ok(path):
     return True
 
 
-def check_header(h, body_len, prefix_len):
-    """(version, [[path, size, sha256 hex], ...]) from the parsed header, or Bad: the file
-    names (flat, lib/*.mpy and firmware/*.mpy|html only), sizes and hashes, and that they
-    add up to the body's length."""
+def _first(line):
+    """(version, number of files) from the header's first line, or Bad."""
+    try:
+        h = json.loads(line)
+    except ValueError:
+        raise Bad("header: not JSON lines")
     if not isinstance(h, dict) or h.get("format") != 1:
         raise Bad("header: not a format 1 bundle")
     v = h.get("version")
     if not isinstance(v, str) or not 0 < len(v) <= 32:
         raise Bad("header: no version")
-    files = h.get("files")
-    if not isinstance(files, list) or not 0 < len(files) <= MAX_FILES:
+    n = h.get("files")
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= MAX_FILES:
         raise Bad("header: 1..%d files expected" % MAX_FILES)
-    seen = set()
-    total = prefix_len
-    for f in files:
-        if not isinstance(f, list) or len(f) != 3:
-            raise Bad("header: each file is [path, size, sha256]")
-        path, size, sha = f
-        if not _name_ok(path) or path in seen:
-            raise Bad("header: bad or repeated file name %r" % (path,))
-        if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_BUNDLE:
-            raise Bad("header: bad size for %s" % path)
-        if not isinstance(sha, str) or len(sha) != 64 or [c for c in sha if c not in HEX]:
-            raise Bad("header: bad sha256 for %s" % path)
-        seen.add(path)
-        total += size
-    if "firmware/app.mpy" not in seen:
+    return v, n
+
+
+def _entry(line):
+    """[path, size, sha256 hex] from a file's line of the header, or Bad: a flat name,
+    lib/*.mpy or firmware/*.mpy|html only."""
+    try:
+        f = json.loads(line)
+    except ValueError:
+        raise Bad("header: not JSON lines")
+    if not isinstance(f, list) or len(f) != 3:
+        raise Bad("header: each file is [path, size, sha256]")
+    path, size, sha = f
+    if not _name_ok(path):
+        raise Bad("header: bad file name %r" % (path,))
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_BUNDLE:
+        raise Bad("header: bad size for %s" % path)
+    if not isinstance(sha, str) or len(sha) != 64 or [c for c in sha if c not in HEX]:
+        raise Bad("header: bad sha256 for %s" % path)
+    return f
+
+
+def _check(hpath, body_len, start, bs):
+    """(version, number of files, flash they need in bytes for blocks of bs): the header
+    read once from its file, every line checked, the names in order (so none twice), the
+    sizes adding up to the body's length."""
+    with open(hpath) as hf:
+        version, n = _first(hf.readline())
+        total = start
+        need = 0
+        prev = ""
+        app = False
+        for _ in range(n):
+            path, size, _ = _entry(hf.readline())
+            if path <= prev:
+                raise Bad("header: %s out of order or repeated" % path)
+            prev = path
+            app = app or path == "firmware/app.mpy"
+            total += size
+            need += ((size + bs - 1) // bs + 1) * bs  # whole blocks, and one for the file's metadata
+        if hf.readline().strip():
+            raise Bad("header: more lines than files")
+    if not app:
         raise Bad("header: no firmware/app.mpy")
     if total != body_len:
         raise Bad("sizes: the header adds up to %d bytes, the body has %d" % (total, body_len))
-    return v, files
+    return version, n, need
 
 
 class _Body:
@@ -101,15 +132,16 @@ class _Body:
 
     async def readinto(self, mv):
         """Up to len(mv) bytes into mv, at least one; Bad when the body ends early."""
-        want = min(len(mv), self.left)
+        if self.left < len(mv):
+            mv = mv[:self.left]
         if self.head:
-            n = min(want, len(self.head))
+            n = min(len(mv), len(self.head))
             mv[:n] = self.head[:n]
             self.head = self.head[n:]
         else:
             n = None
             while n is None:  # None: nothing there after all
-                n = await self.r.readinto(mv[:want])
+                n = await self.r.readinto(mv)
         if not n:
             raise Bad("the body ended %d bytes early" % self.left)
         self.left -= n
@@ -124,6 +156,13 @@ class _Body:
     async def drain(self, mv):
         while self.left:
             await self.readinto(mv)
+
+
+def _kill_point(name):
+    # otaboot.kill_point (a host-only test hook), without loading otaboot for nothing
+    if sys.platform != "esp32" and os.getenv("SPM02_OTA_KILL") == name:
+        with borrow("otaboot") as otaboot:
+            otaboot.kill_point(name)
 
 
 def _hex(h):
@@ -147,106 +186,93 @@ def _clear(data, d):
             os.remove(d + sub + "/" + name)
 
 
-def _room(d, files):
-    if not hasattr(os, "statvfs"):
-        return
-    st = os.statvfs(d)
-    bs = st[0] or 4096
-    need = 0
-    for _, size, _ in files:
-        need += ((size + bs - 1) // bs + 1) * bs  # whole blocks, and one for the file's metadata
-    if need > st[0] * st[4]:
-        raise Bad("not enough flash: the bundle needs about %d bytes, %d are free" % (need, st[0] * st[4]))
-
-
-async def _receive_file(body, mv, d, path, size, sha):
+async def _copy(body, mv, path, n):
+    """The next n bytes of the body into the file path; their sha256 (hex)."""
     h = hashlib.sha256()
-    left = size
-    with open(d + "/" + path, "wb") as f:
-        while left:
-            n = await body.readinto(mv[:min(CHUNK, left)])
-            h.update(mv[:n])
-            f.write(mv[:n])
-            left -= n
-    if _hex(h) != sha:
-        raise Bad("%s: sha256 differs from the header (damaged on the way?)" % path)
+    with open(path, "wb") as f:
+        while n:
+            k = await body.readinto(mv if n >= CHUNK else mv[:n])
+            got = mv if k == CHUNK else mv[:k]  # a whole buffer without a new slice object
+            h.update(got)
+            f.write(got)
+            n -= k
+    return _hex(h)
 
 
-def _verify(d, files, mv):
+def _verify(d, hf, n, mv):
     """Read every file back from flash: what will run is what was sent, and its bytecode is
     the version this MicroPython loads."""
     ver = sys.implementation._mpy & 0xFF
-    for path, size, sha in files:
+    for _ in range(n):
+        path, size, sha = _entry(hf.readline())
         h = hashlib.sha256()
         got = 0
         with open(d + "/" + path, "rb") as f:
             while True:
-                n = f.readinto(mv)
-                if not n:
+                k = f.readinto(mv)
+                if not k:
                     break
-                if not got and path.endswith(".mpy") and (n < 2 or mv[0] != 77 or mv[1] != ver):
+                if not got and path.endswith(".mpy") and (k < 2 or mv[0] != 77 or mv[1] != ver):
                     raise Bad("%s: not .mpy version %d, which this MicroPython loads" % (path, ver))
-                h.update(mv[:n])
-                got += n
+                h.update(mv[:k])
+                got += k
         if got != size or _hex(h) != sha:
             raise Bad("%s: what was written to flash differs from the bundle" % path, 500)
 
 
-async def _header(data, body, mv):
-    """(id, version, files): the header, through a file (in a fragmented heap a few KB in
-    one piece may not be there; its parsed objects are small pieces)."""
+async def _install(app, body, mv, up):
+    data = app.data_dir
     await body.fill(mv[:PREFIX])
     if bytes(mv[:8]) != MAGIC:
         raise Bad("not an SPM02 firmware bundle (make ota makes them)")
     hlen = int.from_bytes(bytes(mv[8:PREFIX]), "big")
     if not 0 < hlen <= MAX_HEADER:
         raise Bad("header: %d bytes, at most %d" % (hlen, MAX_HEADER))
-    path = data + "ota/header.tmp"
     try:
         os.mkdir(data + "ota")
     except OSError:
         pass  # there already
-    h = hashlib.sha256()
-    left = hlen
-    with open(path, "wb") as f:
-        while left:
-            n = await body.readinto(mv[:min(CHUNK, left)])
-            h.update(mv[:n])
-            f.write(mv[:n])
-            left -= n
+    # The header goes through a file: parsed a line at a time, it never takes more than a
+    # line's worth of heap (the list of files would take a few KB).
+    hpath = data + "ota/header.tmp"
+    ident = (await _copy(body, mv, hpath, hlen))[:12]
     try:
-        with open(path) as f:
-            parsed = json.load(f)
-    except Exception:
-        raise Bad("header: not JSON")
+        st = os.statvfs(data + "ota")
+        version, n, need = _check(hpath, body.n, PREFIX + hlen, st[0])
+        up["id"] = ident
+        up["version"] = version
+        if need > st[0] * st[4]:
+            raise Bad("not enough flash: the bundle needs about %d bytes, %d are free" % (need, st[0] * st[4]))
+        # The directory not running, as otaboot.target and slot_dir say (the tests hold them
+        # to it): otaboot is loaded only for the switch, not before the bundle streams in,
+        # when MQTT and HTTP go on and the heap is at its fullest (its code loaded and
+        # dropped just then leaves the heap in pieces).
+        running = app.ota or {"slot": "factory", "id": "factory", "proven": True}
+        slot = "b" if running["slot"] == "a" else "a"
+        d = data + "ota/" + slot
+        try:
+            _clear(data, d)
+        except OSError as e:
+            raise Bad("cannot prepare %s: %r" % (d, e), 500)
+        log.info("ota: receiving %s (version %s, %d files) into install %s", ident, version, n, slot)
+        with open(hpath) as hf:
+            hf.readline()
+            for i in range(n):
+                path, size, sha = _entry(hf.readline())
+                if await _copy(body, mv, d + "/" + path, size) != sha:
+                    raise Bad("%s: sha256 differs from the header (damaged on the way?)" % path)
+                if i == 0:
+                    _kill_point("upload")
+        with open(hpath) as hf:
+            hf.readline()
+            _verify(d, hf, n, mv)
     finally:
-        os.remove(path)
-    version, files = check_header(parsed, body.n, PREFIX + hlen)
-    return _hex(h)[:12], version, files
-
-
-async def _install(app, body, mv, up):
-    ident, version, files = await _header(app.data_dir, body, mv)
-    up["id"] = ident
-    up["version"] = version
-    running = app.ota or otaboot.factory()
-    slot = otaboot.target(running)
-    d = otaboot.slot_dir(app.data_dir, slot)
-    try:
-        _clear(app.data_dir, d)
-        _room(d, files)
-    except OSError as e:
-        raise Bad("cannot prepare %s: %r" % (d, e), 500)
-    log.info("ota: receiving %s (version %s, %d files) into install %s", ident, version, len(files), slot)
-    for i, (path, size, sha) in enumerate(files):
-        await _receive_file(body, mv, d, path, size, sha)
-        if i == 0:
-            otaboot.kill_point("upload")
-    _verify(d, files, mv)
+        os.remove(hpath)
     with open(d + "/id", "w") as f:
         f.write(ident)
-    otaboot.store(app.data_dir, otaboot.install(running, slot, ident), "switch-tmp")
-    otaboot.kill_point("switched")
+    with borrow("otaboot") as otaboot:
+        otaboot.store(data, otaboot.install(running, slot, ident), "switch-tmp")
+        otaboot.kill_point("switched")
     return ident, version, slot
 
 
@@ -265,8 +291,8 @@ async def handle(http, r, w, headers, head):
         status, body = 409, '{"ok":false,"error":"an update is running"}'
     elif app.ota and not app.ota["proven"]:
         # its way back is the install the update would be written over
-        status, body = 409, json.dumps({"ok": False, "error": "%s has not proven itself healthy yet; try again in "
-                                        "a few minutes" % app.ota["id"]})
+        status = 409
+        body = '{"ok":false,"error":"the running version has not proven itself healthy yet: try later"}'
     else:
         http.updating = True
         status = 500

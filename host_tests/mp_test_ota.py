@@ -27,11 +27,16 @@ FILES = [("firmware/app.mpy", mpy("app" * 300)), ("firmware/page.html", b"<!doct
          ("lib/tuya.mpy", mpy("tuya"))]
 
 
-def header(fs, version="9.9.9", **over):
-    h = {"format": 1, "version": version,
-         "files": [[p, len(b), binascii.hexlify(hashlib.sha256(b).digest()).decode()] for p, b in fs]}
+def sha(b):
+    return binascii.hexlify(hashlib.sha256(b).digest()).decode()
+
+
+def header(fs, version="9.9.9", lines=None, **over):
+    """JSON lines: the first, then one per file (or the lines given)."""
+    h = {"format": 1, "version": version, "files": len(fs)}
     h.update(over)
-    return json.dumps(h).encode()
+    lines = [[p, len(b), sha(b)] for p, b in fs] if lines is None else lines
+    return "".join(json.dumps(x) + "\n" for x in [h] + lines).encode()
 
 
 def bundle(files=FILES, head=None):
@@ -39,7 +44,7 @@ def bundle(files=FILES, head=None):
     data = b"SPM02OTA" + len(head).to_bytes(4, "big") + head
     for _, b in files:
         data += b
-    return data, binascii.hexlify(hashlib.sha256(head).digest()).decode()[:12]
+    return data, sha(head)[:12]
 
 
 class Reader:
@@ -181,7 +186,7 @@ def test_refused_bundles(d):
     refused(d, b"NOTOURS!" + data[8:], "not an SPM02 firmware bundle")
     refused(d, data[:8] + b"\x00\x00\x10\x01" + data[12:], "header: 4097 bytes")
     hlen = len(header(FILES))
-    refused(d, data[:12] + b"x" * hlen + data[12 + hlen:], "header: not JSON")
+    refused(d, data[:12] + b"x" * hlen + data[12 + hlen:], "header: not JSON lines")
     refused(d, b"", "no bundle", length=0)
     refused(d, b"", "at most", status=413, length=ota.MAX_BUNDLE + 1)
     other = [(p, b[:1] + b"\x01" + b[2:] if p == "lib/tuya.mpy" else b) for p, b in FILES]
@@ -190,28 +195,33 @@ def test_refused_bundles(d):
 
 @quiet
 def test_bad_headers(d):
-    sha = "0" * 64
-    for files, want in (
-            ([["firmware/app.mpy", 3, sha], ["firmware/app.mpy", 3, sha]], "repeated"),
-            ([["../app.mpy", 3, sha]], "file name"),
-            ([["firmware/sub/app.mpy", 3, sha]], "file name"),
-            ([["lib/page.html", 3, sha]], "file name"),
-            ([["firmware/App.mpy", 3, sha]], "file name"),
-            ([["firmware/app.py", 3, sha]], "file name"),
-            ([["boot.py", 3, sha]], "file name"),
-            ([["firmware/app.mpy", True, sha]], "bad size"),
-            ([["firmware/app.mpy", 0, sha]], "bad size"),
-            ([["firmware/app.mpy", 3, sha[:-1]]], "bad sha256"),
+    z = "0" * 64
+    app = ["firmware/app.mpy", 3, z]
+    for lines, want in (
+            ([app, app], "firmware/app.mpy out of order or repeated"),
+            ([["lib/a.mpy", 3, z], app], "firmware/app.mpy out of order"),
+            ([["../app.mpy", 3, z]], "file name"),
+            ([["firmware/sub/app.mpy", 3, z]], "file name"),
+            ([["lib/page.html", 3, z]], "file name"),
+            ([["firmware/App.mpy", 3, z]], "file name"),
+            ([["firmware/app.py", 3, z]], "file name"),
+            ([["boot.py", 3, z]], "file name"),
+            ([["firmware/app.mpy", True, z]], "bad size"),
+            ([["firmware/app.mpy", 0, z]], "bad size"),
+            ([["firmware/app.mpy", 3, z[:-1]]], "bad sha256"),
             ([["firmware/app.mpy", 3, "X" * 64]], "bad sha256"),
             ([["firmware/app.mpy", 3]], "[path, size, sha256]"),
-            ([["lib/tuya.mpy", 3, sha]], "no firmware/app.mpy"),
-            ([], "1..64 files"),
-            ([["x", 1, "0"]] * 65, "1..64 files")):
-        head = json.dumps({"format": 1, "version": "1", "files": files}).encode()
-        refused(d, b"SPM02OTA" + len(head).to_bytes(4, "big") + head + b"abc", want)
+            ([{"x": 1}], "[path, size, sha256]"),
+            ([["lib/tuya.mpy", 3, z]], "no firmware/app.mpy")):
+        head = header([(x, b"") for x in range(len(lines))], lines=lines)
+        refused(d, b"SPM02OTA" + len(head).to_bytes(4, "big") + head + b"abc" * len(lines), want)
     for over, want in (({"format": 2}, "format 1"), ({"version": ""}, "no version"),
-                       ({"version": 5}, "no version"), ({"files": "x"}, "files")):
+                       ({"version": 5}, "no version"), ({"files": "x"}, "1..64 files"),
+                       ({"files": 0}, "1..64 files"), ({"files": 65}, "1..64 files"),
+                       ({"files": 2}, "more lines than files"), ({"files": 4}, "not JSON lines")):
         refused(d, bundle(FILES, header(FILES, **over))[0], want)
+    head = header(FILES) + b"[]\n"  # more lines than it says
+    refused(d, bundle(FILES, head)[0], "more lines than files")
 
 
 @quiet
@@ -253,7 +263,7 @@ def test_handle_refuses_before_reading(d):
             ("", {"authorization": "ok"}, False, None, (403, "OTA is off")),
             ("pw", {}, False, None, (401, "password required")),
             ("pw", {"authorization": "ok"}, True, None, (409, "an update is running")),
-            ("pw", {"authorization": "ok"}, False, running, (409, "aaaaaaaaaaaa has not proven itself"))):
+            ("pw", {"authorization": "ok"}, False, running, (409, "the running version has not proven itself"))):
         app = App(d, ota_p)
         h = Http(app, password)
         h.updating = updating
@@ -265,3 +275,19 @@ def test_handle_refuses_before_reading(d):
         assert r.i == 0 and app.ota_update is None  # not a byte read
         assert ("WWW-Authenticate" in extra) == (st == 401)
     assert not os.listdir(d)
+
+
+@quiet
+def test_the_receiver_picks_the_directory_otaboot_boots(d):
+    """The receiver names the install directory itself (otaboot is not loaded while a
+    bundle streams in): it must be the one otaboot.target and slot_dir give."""
+    data, ident = bundle()
+    running = None
+    for _ in range(3):
+        st, answer, _ = receive(App(d, running), data)
+        p = otaboot.load(d)
+        want = otaboot.target(running or otaboot.factory())
+        assert st == 200 and answer["slot"] == want == p["slot"]
+        assert otaboot.slot_ok(d, want, ident)  # where boot looks for it
+        assert read(otaboot.slot_dir(d, want) + "/firmware/app.mpy") == FILES[0][1]
+        running = otaboot.prove(p)

@@ -237,19 +237,21 @@ def test_refused_bundles_change_nothing(rig, copies):
     refused(400, good[:len(good) // 2], "ended", length=len(good))
     # not a bundle, a header that is not JSON, or not ours
     refused(400, b"GARBAGE!" + good[8:], "not an SPM02 firmware bundle")
-    refused(400, good[:12] + b"x" * (len(good) - 12), "header: not JSON")
-    for head, want in ((b'{"format": 2}', "format 1"),
-                       (json.dumps({"format": 1, "version": "x", "files": [["../main.py", 3, "0" * 64]]}).encode(),
-                        "bad or repeated file name"),
-                       (json.dumps({"format": 1, "version": "x", "files": [["lib/a.mpy", 3, "0" * 64]]}).encode(),
-                        "no firmware/app.mpy")):
+    refused(400, good[:12] + b"x" * (len(good) - 12), "header: not JSON lines")
+    first = b'{"format":1,"version":"x","files":1}\n'
+    for head, want in ((b'{"format":2}\n', "format 1"),
+                       (first + b'["../main.py",3,"%s"]\n' % (b"0" * 64), "bad file name"),
+                       (first + b'["lib/a.mpy",3,"%s"]\n' % (b"0" * 64), "no firmware/app.mpy")):
         refused(400, otatool.bundle([("lib/a.mpy", b"abc")], "x", head)[0], want)
     # sizes that do not add up to the body
     h = otatool.header(files, "x")
-    wrong = h.replace(b'"firmware/app.mpy",%d' % len(dict(files)["firmware/app.mpy"]),
-                      b'"firmware/app.mpy",%d' % (len(dict(files)["firmware/app.mpy"]) + 1))
+    size = len(dict(files)["firmware/app.mpy"])
+    wrong = h.replace(b'"firmware/app.mpy",%d' % size, b'"firmware/app.mpy",%d' % (size + 1))
     assert wrong != h
     refused(400, otatool.bundle(files, "x", wrong)[0], "sizes")
+    # the same file twice
+    twice = sorted(files + [("firmware/app.mpy", dict(files)["firmware/app.mpy"])])
+    refused(400, otatool.bundle(twice, "x")[0], "firmware/app.mpy out of order or repeated")
     # bytecode for another MicroPython: the .mpy version byte
     other = [(p, b[:1] + b"\x05" + b[2:] if p == "firmware/app.mpy" else b) for p, b in files]
     refused(400, otatool.bundle(other, "x")[0], "not .mpy version")

@@ -32,6 +32,10 @@ def test_restart_command_over_http():
         assert fw.cmd("restart", "", {})[0] == 401  # a command like the others: the password
         st, body = fw.cmd("restart", "PRESS", {"Authorization": AUTH})
         assert st == 200 and json.loads(body) == {"ok": True, "message": "restarting"}
+        try:  # from now until the restart, nothing more is served
+            assert fw.request("GET", "/api/state")[0] == 503
+        except OSError:
+            pass  # already restarting
         new = wait_until(lambda: (fw.pid() != pid) and fw.pid(), 10, what="a new process")
         wait_until(lambda: answers(fw), 10, what="HTTP again")
         assert fw.pid() == new and restarts(fw) == 1 and fw.proc.poll() is None

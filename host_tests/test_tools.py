@@ -184,16 +184,18 @@ def test_ota_dry_run_builds_the_bundle():
     (n,) = struct.unpack(">I", data[8:12])
     head = data[12:12 + n]
     assert n <= 4096 and hashlib.sha256(head).hexdigest()[:12] == ident
-    h = json.loads(head)
+    lines = [json.loads(x) for x in head.decode().splitlines()]  # JSON lines
+    h, files = lines[0], lines[1:]
     app = open(os.path.join(ROOT, "firmware", "app.py")).read()
     assert h["format"] == 1 and h["version"] == re.search(r'^VERSION = "(.*)"', app, re.M).group(1)
+    assert h["files"] == len(files) and head.endswith(b"\n")
     b = os.path.join(ROOT, "build")
     want = sorted(["lib/" + x for x in os.listdir(os.path.join(b, "lib")) if x.endswith(".mpy")] +
                   ["firmware/" + x for x in os.listdir(os.path.join(b, "firmware"))
                    if x.endswith((".mpy", ".html"))])
-    assert sorted(p for p, _, _ in h["files"]) == want  # never main.py, boot.py or a config
+    assert [p for p, _, _ in files] == want  # sorted; never main.py, boot.py or a config
     i = 12 + n
-    for path, size, sha in h["files"]:
+    for path, size, sha in files:
         with open(os.path.join(b, path), "rb") as f:
             content = f.read()
         assert data[i:i + size] == content and size == len(content)

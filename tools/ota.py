@@ -6,8 +6,9 @@ bundle's id as the last line of stdout. DRY=1 builds the bundle and says what it
 
 The bundle (firmware/ota.py receives it):
   b"SPM02OTA" | header length (4 bytes, big-endian) | header | the files' bytes
-header: JSON {"format": 1, "version": ..., "files": [[path, size, sha256 hex], ...]}, the
-files in that order. Its id: the first 12 hex digits of the sha256 of the header.
+header: JSON lines, {"format": 1, "version": ..., "files": <n>}, then [path, size, sha256 hex]
+for each file, sorted by path, the files' bytes in that order. Its id: the first 12 hex
+digits of the sha256 of the header.
 
   python tools/ota.py --host HOST[:PORT] [--wait S] [--dry-run]   (password: $SPM02_OTA_PASSWORD)
 """
@@ -38,7 +39,7 @@ def version(root=ROOT):
 
 
 def files_of(build):
-    """[(bundle path, bytes)]: the firmware's compiled modules and pages, in a fixed order."""
+    """[(bundle path, bytes)]: the firmware's compiled modules and pages, sorted by path."""
     out = []
     for sub, exts in (("firmware", (".mpy", ".html")), ("lib", (".mpy",))):
         d = os.path.join(build, sub)
@@ -48,13 +49,13 @@ def files_of(build):
                     out.append((sub + "/" + name, f.read()))
     if not any(p == "firmware/app.mpy" for p, _ in out):
         raise SystemExit("ota: %s has no firmware/app.mpy: run make build" % build)
-    return out
+    return sorted(out)
 
 
 def header(files, ver):
-    return json.dumps({"format": 1, "version": ver,
-                       "files": [[p, len(b), hashlib.sha256(b).hexdigest()] for p, b in files]},
-                      separators=(",", ":")).encode()
+    lines = [{"format": 1, "version": ver, "files": len(files)}]
+    lines += [[p, len(b), hashlib.sha256(b).hexdigest()] for p, b in files]
+    return "".join(json.dumps(x, separators=(",", ":")) + "\n" for x in lines).encode()
 
 
 def bundle_id(head):
