@@ -40,6 +40,8 @@ def test_deploy_dry_run():
     assert {"build/lib", "build/firmware", "build/boot.py", "build/main.py"} <= set(cmd)
     assert cmd[-2:] == ["+", "reset"] and "config.json" not in out
     assert "dry run" in out
+    # the OTA pointer goes, so that what was copied runs
+    assert "exec" in cmd and 'os.remove("ota/" + n)' in out and 'startswith("current")' in out
 
 
 def test_deploy_with_config_dry_run():
