@@ -134,8 +134,11 @@ class Http:
                         self._waiting.pop(i)
                         break
             if path == OTA and method == "POST":
-                with borrow("firmware.ota") as ota:  # loaded only while an update runs
-                    await ota.handle(self, r, w, headers, body)
+                try:
+                    with borrow("firmware.ota") as ota:  # loaded only while an update runs
+                        await ota.handle(self, r, w, headers, body)
+                except MemoryError:  # its code did not fit now: nothing was read or changed
+                    await self._send(w, 503, "application/json", '{"ok":false,"error":"no memory for an update now"}')
             else:
                 await asyncio.wait_for_ms(self._route(w, method, path, headers, body), SEND_MS)
             self.served += 1

@@ -300,9 +300,11 @@ async def handle(http, r, w, headers, head):
             status, body = await receive(app, r, w, headers, head)
         finally:
             http.updating = status == 200  # installed: no other update before the restart
-    await http._send(w, status, "application/json", body, extra)
-    if status == 200:
-        app.restart_soon()
+    try:
+        await http._send(w, status, "application/json", body, extra)
+    finally:
+        if status == 200:
+            app.restart_soon()  # switched: restart into it even if the answer was lost
 
 
 async def receive(app, r, w, headers, head):
