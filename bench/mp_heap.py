@@ -13,7 +13,8 @@ import sys
 RESIDENT = ("asyncio", "ticks", "tuya", "dptable", "spm02", "link", "meter", "mcu",
             "firmware", "firmware.log", "firmware.board", "firmware.borrow", "firmware.mculink",
             "firmware.mqtt", "firmware.http", "firmware.app", "umqtt.simple")
-BORROWED = ("commands", "discovery", "metrics", "firmware.config", "firmware.portal")
+BORROWED = ("commands", "discovery", "metrics", "firmware.config", "firmware.portal", "otaboot",
+            "firmware.ota")  # firmware.ota: the OTA receiver, with otaboot (as portal with config)
 
 
 def held():
