@@ -18,6 +18,9 @@ FIRMWARE ?=
 DRY ?=
 BOARD ?=
 FROZEN ?=
+HOST ?=
+PASSWORD ?=
+WAIT ?=
 
 # The 32-bit runtimes (make unix32) are built from a MicroPython v1.28.0 source tree
 MPY_DIR ?=
@@ -33,7 +36,7 @@ HOST_UMQTT = $(shell MICROPYPATH=.frozen $(RUN_MP) -c "import umqtt.simple" >/de
 PORTABLE_TESTS = $$(grep -l '^PORTABLE = True' host_tests/test_*.py) $$(ls host_tests/mp_test_*.py 2>/dev/null)
 TESTPATH := $(MPPATH):$(CURDIR)/host_tests/fakes:$(CURDIR)/host_tests:$(CURDIR)
 
-.PHONY: setup test test-mp test-py test-32 unix32 image decode build run sim deploy flash console bench clean help
+.PHONY: setup test test-mp test-py test-32 unix32 image decode build run sim deploy ota flash console bench clean help
 
 help:
 	@echo "make setup      venv with the pinned tools, umqtt.simple for the host run"
@@ -44,6 +47,7 @@ help:
 	@echo "make sim        firmware + simulated meter + Mosquitto, prints the page URL"
 	@echo "make build      compile lib/ and firmware/ to .mpy in build/, with a size report"
 	@echo "make deploy PORT=<port> [CONFIG=<file>] [FROZEN=1] [DRY=1]   copy build/ to the board"
+	@echo "make ota HOST=<host[:port]> PASSWORD=<pw> [WAIT=<s>] [DRY=1]   update the firmware's files over the network"
 	@echo "make image BOARD=ESP32_GENERIC_C3|ESP32_GENERIC MPY_DIR=<dir> [DRY=1]   a custom image, firmware frozen"
 	@echo "make flash PORT=<port> FIRMWARE=<image.bin> [DRY=1]   write MicroPython (official or make image's)"
 	@echo "make console PORT=<port>   the board's REPL"
@@ -95,14 +99,22 @@ decode: setup
 build: setup
 	$(PY) tools/build.py
 
-# The firmware runs from the build tree: what is tested is what is flashed.
+# The firmware runs from the build tree: what is tested is what is flashed. Exit status 75
+# is the firmware asking for a restart (OTA, the setup portal, the restart command): it is
+# started again, as a reset would on the device.
 run: build
 	$(if $(and $(MPY_DIR),$(filter $(MP32F),$(MICROPYTHON))),@$(PY) tools/unix32.py >/dev/null)
-	cd build && MICROPYPATH=.frozen:$(CURDIR)/build/lib$(HOST_UMQTT) \
-		exec $(RUN_MP) $(if $(HEAPSIZE),-X heapsize=$(HEAPSIZE)) main.py $(abspath $(CONFIG))
+	cd build && while :; do MICROPYPATH=.frozen:$(CURDIR)/build/lib$(HOST_UMQTT) \
+		$(RUN_MP) $(if $(HEAPSIZE),-X heapsize=$(HEAPSIZE)) main.py $(abspath $(CONFIG)); \
+		rc=$$?; [ $$rc -eq 75 ] || exit $$rc; echo "make run: restart (exit status 75)" >&2; done
 
 deploy: build
 	$(PY) tools/deploy.py deploy --port "$(PORT)" $(if $(CONFIG_GIVEN),--config "$(CONFIG)") $(if $(FROZEN),--frozen) $(if $(DRY),--dry-run)
+
+# The password goes to the tool in its environment, never on a command line or in make's echo
+ota: export SPM02_OTA_PASSWORD = $(value PASSWORD)
+ota: build
+	@$(PY) tools/ota.py --host "$(HOST)" $(if $(WAIT),--wait $(WAIT)) $(if $(DRY),--dry-run)
 
 image: setup
 	$(PY) tools/image.py --board "$(BOARD)" $(if $(DRY),--dry-run)

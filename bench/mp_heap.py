@@ -13,7 +13,8 @@ import sys
 RESIDENT = ("asyncio", "ticks", "tuya", "dptable", "spm02", "link", "layout", "plausible", "meter", "mcu",
             "firmware", "firmware.log", "firmware.board", "firmware.borrow", "firmware.mculink",
             "firmware.mqtt", "firmware.http", "firmware.app", "umqtt.simple")
-BORROWED = ("commands", "discovery", "metrics", "firmware.config", "firmware.portal")
+BORROWED = ("commands", "discovery", "metrics", "firmware.config", "firmware.portal", "otaboot",
+            "firmware.ota")  # firmware.ota: the OTA receiver, with otaboot (as portal with config)
 # Resident on an ESP32 only (the host's whole job never loads them), measured with the
 # fakes of machine and network that the host tests use
 ESP32_ONLY = ("firmware.esp32", "firmware.health", "firmware.wifi")

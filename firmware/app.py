@@ -5,6 +5,7 @@ import json
 import time
 
 import asyncio
+from micropython import const
 
 from mcu import Mcu
 from firmware import board, log
@@ -14,6 +15,7 @@ from firmware.mqtt import Mqtt
 from firmware.http import Http
 
 VERSION = "0.1.0"
+PROVE_UP_MS = const(180000)  # an OTA install whose MCU stays silent proves itself by this uptime
 
 
 class App:
@@ -22,10 +24,13 @@ class App:
     # longest wait (UART: 30 s of backoff; MQTT: 60 s) plus its longest blocking call.
     WATCH_MS = {"uart": 45000, "mqtt": 2 * 60000 + 10000, "wifi": None}
 
-    def __init__(self, cfg, warnings, page_path, config_path="config.json", setup=""):
+    def __init__(self, cfg, warnings, page_path, config_path="config.json", setup="", ota=None):
         self.cfg = cfg
         self.config_warnings = warnings
         self.config_path = config_path
+        self.data_dir = config_path[:config_path.rfind("/") + 1]  # OTA installs live next to it
+        self.ota = ota  # the OTA pointer as main.py decided this boot (lib/otaboot.py); None: factory
+        self.ota_update = None  # the last update received: progress, then its result
         self.started = time.ticks_ms()
         self.uid = board.unique_id()
         self.node_id = cfg["name"] + ("_" + self.uid if self.uid else "")
@@ -76,10 +81,62 @@ class App:
         return self.wifi.setup_mode if self.wifi is not None else True
 
     def restart(self):
+        """A device reset; on the host, exit status 75, and make run starts the firmware
+        again as a reset would. MQTT says goodbye first (offline now, not the last will a
+        keepalive later)."""
+        log.warn("restarting")
+        m = self.mqtt
+        if m.client is not None:
+            try:
+                m.client.publish(m.base + "/availability", "offline", True)
+                m.client.disconnect()
+            except Exception:
+                pass
         if board.ESP32:
             import machine
+            time.sleep_ms(100)  # lets the goodbye leave
             machine.reset()
-        log.warn("restart asked for: the host run keeps going with the old config")
+        if self.http.server is not None:
+            self.http.server.close()
+        raise SystemExit(75)
+
+    def restart_soon(self, ms=500):
+        """Restart once the answer that asked for it has been sent; meanwhile HTTP answers
+        503 (after an update the heap is in pieces: the old firmware has done its part)."""
+        self.http.restarting = True
+
+        async def later():
+            await asyncio.sleep_ms(ms)
+            self.restart()
+        asyncio.create_task(later())
+
+    def command_done(self, name):
+        """After a command answered (HTTP) or logged (MQTT): the commands that act on the
+        firmware rather than the meter."""
+        if name == "restart":
+            self.restart_soon()
+
+    def ota_status(self):
+        s = dict(self.ota) if self.ota else {"id": "factory", "slot": "factory"}
+        s["update"] = self.ota_update
+        return s
+
+    async def _prove(self):
+        """An OTA install not yet proven: once the loop runs (this task does), HTTP has
+        answered a request, and the MCU answers or the firmware has been up PROVE_UP_MS,
+        note it in the pointer (one write). Until then each boot counts (main.py). Not
+        while an update is being received: it switches the pointer itself."""
+        while not (self.http.served and not self.http.updating and
+                   (self.mcu.link.online or time.ticks_diff(time.ticks_ms(), self.started) >= PROVE_UP_MS)):
+            await asyncio.sleep(1)
+        try:
+            with borrow("otaboot") as otaboot:
+                p = otaboot.prove(self.ota)
+                otaboot.store(self.data_dir, p)
+            self.ota = p
+            log.info("ota: %s proven healthy", p["id"])
+        except Exception as e:
+            log.error("ota: cannot note %s as healthy: %r", self.ota["id"], e)
 
     def beat(self, name):
         if self.health is not None:
@@ -117,7 +174,7 @@ class App:
         yield json.dumps({"name": self.cfg["name"], "version": VERSION, "runtime": board.runtime(),
                           "uptime_s": time.ticks_diff(now, self.started) // 1000,
                           "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": self.config_warnings,
-                          "http": self.http.status(), "log": log.recent(),
+                          "http": self.http.status(), "ota": self.ota_status(), "log": log.recent(),
                           "syslog": self.syslog.status() if self.syslog else None})
         yield "}"
 
@@ -127,6 +184,8 @@ class App:
         asyncio.create_task(self.http.run())
         if self.syslog is not None:
             asyncio.create_task(self._syslog())
+        if self.ota is not None and not self.ota["proven"]:
+            asyncio.create_task(self._prove())
         tasks = {}
         if self.wifi is not None:
             # Wi-Fi first: the MCU's handshake should hear the real Wi-Fi state
@@ -172,7 +231,10 @@ def _load_config(path):
         return portal.load_config(path)
 
 
-def main(config_path="config.json", page_path="firmware/page.html"):
+def main(config_path="config.json", page_path=None, ota=None):
+    """ota: the OTA pointer main.py chose this boot by (lib/otaboot.py). The pages are
+    those of the install that runs (an OTA install directory, or the factory's firmware/)."""
+    page_path = page_path or __file__[:__file__.rfind("/") + 1] + "page.html"
     cfg, warnings, setup = _load_config(config_path)
     log.configure(cfg["log"]["level"])
     log.info("spm02 firmware %s starting as %s", VERSION, cfg["name"])
@@ -186,4 +248,4 @@ def main(config_path="config.json", page_path="firmware/page.html"):
         if esp32.safe_mode(cfg["board"]["button"]):
             log.warn("safe mode (button held at boot): firmware not started, the REPL is free")
             return
-    asyncio.run(App(cfg, warnings, page_path, config_path, setup).run())
+    asyncio.run(App(cfg, warnings, page_path, config_path, setup, ota).run())

@@ -27,10 +27,11 @@ REQUEST_MS = const(5000)  # the whole request (head and body) must arrive within
 SEND_MS = const(10000)
 CHUNK = const(512)
 
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-           405: "Method Not Allowed", 408: "Request Timeout", 413: "Payload Too Large",
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
            414: "URI Too Long", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
            503: "Service Unavailable"}
+OTA = "/api/ota"  # POST: an update, streamed to flash by firmware/ota.py (no MAX_BODY)
 
 
 def listen(host, port):
@@ -68,6 +69,8 @@ class Http:
         self.served = 0
         self.rejected = 0
         self.server = None
+        self.updating = False  # an update is being received (or is installed: restarting)
+        self.restarting = False  # a restart is due: nothing more is served
         self._waiting = []  # [task, accepted at] of clients still sending their request, oldest first
         self._free = asyncio.Event()  # set when a client's socket is closed
 
@@ -144,7 +147,14 @@ class Http:
                     if x[0] is me:
                         self._waiting.pop(i)
                         break
-            await asyncio.wait_for_ms(self._route(w, method, path, headers, body), SEND_MS)
+            if path == OTA and method == "POST":
+                try:
+                    with borrow("firmware.ota") as ota:  # loaded only while an update runs
+                        await ota.handle(self, r, w, headers, body)
+                except MemoryError:  # its code did not fit now: nothing was read or changed
+                    await self._send(w, 503, "application/json", '{"ok":false,"error":"no memory for an update now"}')
+            else:
+                await asyncio.wait_for_ms(self._route(w, method, path, headers, body), SEND_MS)
             self.served += 1
         except HttpError as e:
             self.rejected += 1
@@ -214,6 +224,8 @@ class Http:
             raise HttpError(400, "bad content-length")
         if n < 0:
             raise HttpError(400, "bad content-length")
+        if parts[0] == "POST" and parts[1].split("?", 1)[0] == OTA:
+            return "POST", OTA, headers, rest  # the rest of the body stays in r
         if n > MAX_BODY:
             raise HttpError(413)
         body = rest[:n]
@@ -225,6 +237,8 @@ class Http:
         return parts[0], parts[1], headers, body
 
     async def _route(self, w, method, path, headers, body):
+        if self.restarting:
+            return await self._send(w, 503, "text/plain", "restarting\n")
         path = path.split("?", 1)[0]
         if path.startswith("/setup") and self.app.setup_mode():
             return await self._setup(w, method, path, headers, body)
@@ -252,7 +266,8 @@ class Http:
             wlan = None
             if app.wifi is not None:
                 wlan = app.wifi.net.WLAN(app.wifi.net.STA_IF)
-            p = portal.Portal(app.cfg, app.config_path, wlan, app.restart, self._authorized)
+            p = portal.Portal(app.cfg, app.config_path, wlan, app.restart, self._authorized,
+                              page_path=self.page_path[:self.page_path.rfind("/") + 1] + "setup.html")
             r = p.handle(method, path, headers, body)
         if r is None:
             return await self._send(w, 404, "text/plain", "not found\n")
@@ -286,6 +301,7 @@ class Http:
             return await self._send(w, 500, "application/json", json.dumps({"ok": False, "error": repr(e)}))
         log.info("http: cmd %s: %s", name, msg)
         await self._send(w, 200, "application/json", json.dumps({"ok": True, "message": msg}))
+        self.app.command_done(name)
 
     async def _state(self, w):
         self._head(w, 200, "application/json")

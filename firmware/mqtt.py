@@ -272,6 +272,7 @@ class Mqtt:
                 res = commands.run(self.app.mcu, name, msg)
             self.commands_ok += 1
             log.info("mqtt: cmd %s: %s", name, res)
+            self.app.command_done(name)
         except KeyError:
             self.commands_bad += 1
             log.warn("mqtt: unknown command %s ignored", name)

@@ -89,11 +89,37 @@ def connectable(port):
         return False
 
 
+def _children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def _micropython_under(pid):
+    """The pid of the MicroPython interpreter among pid's descendants, or None. The PyPI
+    unix port is a Python script (python .../micropython main.py), the 32-bit ones are
+    binaries (micropython32 main.py)."""
+    todo = _children(pid)
+    while todo:
+        p = todo.pop(0)
+        try:
+            with open("/proc/%d/cmdline" % p, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(os.path.basename(a).startswith(b"micropython") for a in argv[:2]) and b"main.py" in argv:
+            return p
+        todo += _children(p)
+    return None
+
+
 class Firmware:
     """main.py in the MicroPython unix port, started with `make run`."""
 
     def __init__(self, uart_port, mqtt_port=None, http_port=None, heapsize=None, micropython=None,
-                 nofile=None, **extra):
+                 nofile=None, env=None, **extra):
         self.http_port = http_port or free_port()
         self.cfg = {"name": "spm02", "uart": {"url": "tcp://127.0.0.1:%d" % uart_port},
                     "mqtt": {"host": "127.0.0.1" if mqtt_port else "", "port": mqtt_port or 1883},
@@ -106,6 +132,7 @@ class Firmware:
         self.heapsize = heapsize
         self.micropython = MICROPYTHON if micropython is None else micropython
         self.nofile = nofile  # a file descriptor limit, to stand in for lwIP's 10 sockets
+        self.env = env or {}  # more environment for make run (e.g. SPM02_OTA_KILL)
         self.dir = tempfile.mkdtemp(prefix="fw-")
         self.cfg_path = os.path.join(self.dir, "config.json")
         self.log_path = os.path.join(self.dir, "firmware.log")
@@ -126,7 +153,7 @@ class Firmware:
             n = self.nofile
             limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))  # noqa: E731
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=limit)
+                                     start_new_session=True, preexec_fn=limit, env=dict(os.environ, **self.env))
         if wait:
             wait_until(lambda: self.proc.poll() is not None or connectable(self.http_port), 20,
                        what="firmware http")
@@ -137,15 +164,11 @@ class Firmware:
         _stop(self.proc)
         self.proc = None
 
-    def pid(self):
-        """The MicroPython process (make runs it as its only child)."""
-        def child():
-            try:
-                with open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)) as f:
-                    return [int(x) for x in f.read().split()]
-            except OSError:
-                return []
-        return wait_until(child, 10, what="the firmware process")[0]
+    def pid(self, timeout=10):
+        """The MicroPython process running main.py now: make runs it from a shell loop that
+        starts it again after a restart (exit status 75), so it is found among make's
+        descendants, and a new one after each restart."""
+        return wait_until(lambda: _micropython_under(self.proc.pid), timeout, what="the firmware process")
 
     def sockets(self, pid=None):
         """How many sockets the firmware process holds now."""

@@ -73,6 +73,12 @@ def test_alarm_before_meter_reported():
     assert "not reported" in str(raises(ValueError, commands.run, m, "alarm", '{"name": "overcurrent", "enabled": false}'))
 
 
+def test_restart_sends_nothing_to_the_meter():
+    m = online_mcu()
+    assert commands.run(m, "restart", "PRESS") == "restarting"  # the firmware restarts itself
+    assert queued(m) == []
+
+
 def test_unknown_command():
     raises(KeyError, commands.run, online_mcu(), "explode", "")
 

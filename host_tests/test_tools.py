@@ -40,6 +40,8 @@ def test_deploy_dry_run():
     assert {"build/lib", "build/firmware", "build/boot.py", "build/main.py"} <= set(cmd)
     assert cmd[-2:] == ["+", "reset"] and "config.json" not in out
     assert "dry run" in out
+    # the OTA pointer goes, so that what was copied runs
+    assert "exec" in cmd and 'os.remove("ota/" + n)' in out and 'startswith("current")' in out
 
 
 def test_deploy_with_config_dry_run():
@@ -168,3 +170,47 @@ def test_deploy_for_a_custom_image_copies_main_and_pages_only():
     assert cmd[6:9] == ["build/frozen-fs/firmware", "build/frozen-fs/boot.py", "build/frozen-fs/main.py"]
     staged = os.path.join(ROOT, "build", "frozen-fs", "firmware")
     assert sorted(os.listdir(staged)) == ["page.html", "setup.html"]  # the code is in the image
+
+
+def test_ota_dry_run_builds_the_bundle():
+    rc, out = make("ota", "DRY=1")
+    assert rc == 0, out
+    assert "dry run" in out
+    ident = out.strip().splitlines()[-1]
+    import hashlib
+    import re
+    import struct
+    with open(os.path.join(ROOT, "build", "ota.bin"), "rb") as f:
+        data = f.read()
+    assert data[:8] == b"SPM02OTA"
+    (n,) = struct.unpack(">I", data[8:12])
+    head = data[12:12 + n]
+    assert n <= 4096 and hashlib.sha256(head).hexdigest()[:12] == ident
+    lines = [json.loads(x) for x in head.decode().splitlines()]  # JSON lines
+    h, files = lines[0], lines[1:]
+    app = open(os.path.join(ROOT, "firmware", "app.py")).read()
+    assert h["format"] == 1 and h["version"] == re.search(r'^VERSION = "(.*)"', app, re.M).group(1)
+    assert h["files"] == len(files) and head.endswith(b"\n")
+    b = os.path.join(ROOT, "build")
+    want = sorted(["lib/" + x for x in os.listdir(os.path.join(b, "lib")) if x.endswith(".mpy")] +
+                  ["firmware/" + x for x in os.listdir(os.path.join(b, "firmware"))
+                   if x.endswith((".mpy", ".html"))])
+    assert [p for p, _, _ in files] == want  # sorted; never main.py, boot.py or a config
+    i = 12 + n
+    for path, size, sha in files:
+        with open(os.path.join(b, path), "rb") as f:
+            content = f.read()
+        assert data[i:i + size] == content and size == len(content)
+        assert hashlib.sha256(content).hexdigest() == sha
+        i += size
+    assert i == len(data)
+
+
+def test_ota_needs_host_and_password_and_never_shows_the_password():
+    rc, out = make("ota")
+    assert rc != 0 and "HOST=" in out
+    rc, out = make("ota", "HOST=127.0.0.1:1")
+    assert rc != 0 and "PASSWORD=" in out
+    rc, out = make("ota", "HOST=127.0.0.1:1", "PASSWORD=pw-$$never-shown", "WAIT=0")
+    assert rc != 0 and "127.0.0.1:1" in out  # nothing listens there
+    assert "never-shown" not in out

@@ -92,6 +92,12 @@ def alarm(mcu, payload):
     return "alarm %s set" % a["name"]
 
 
+def restart(mcu, payload):
+    # Nothing for the meter: the firmware restarts (app.command_done) once MQTT or HTTP
+    # has answered; a device reset, exit status 75 on the host.
+    return "restarting"
+
+
 COMMANDS = {
     "query_state": query_state,
     "refresh": refresh,
@@ -99,6 +105,7 @@ COMMANDS = {
     "locate": locate,
     "report_interval": report_interval,
     "alarm": alarm,
+    "restart": restart,
 }
 
 

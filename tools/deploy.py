@@ -48,6 +48,9 @@ def deploy_cmds(port, config=None, frozen=False):
         cmd = mp + ["fs", "cp", "-r", b("lib"), b("firmware"), b("boot.py"), b("main.py"), ":"]
     if config:
         cmd += ["+", "fs", "cp", config, ":config.json"]
+    # what was copied runs: the OTA pointer (lib/otaboot.py) would keep an OTA install
+    cmd += ["+", "exec", 'import os; "ota" in os.listdir() and '
+                         '[os.remove("ota/" + n) for n in os.listdir("ota") if n.startswith("current")]']
     cmd += ["+", "reset"]
     return [cmd]
 
