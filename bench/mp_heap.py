@@ -10,10 +10,12 @@ import json
 import sys
 
 # Resident: what app.main imports before the loop starts, dependencies first
-RESIDENT = ("asyncio", "ticks", "tuya", "dptable", "spm02", "link", "meter", "mcu",
+RESIDENT = ("asyncio", "ticks", "tuya", "dptable", "spm02", "link", "counters", "meter", "mcu",
+            "history", "energy",
             "firmware", "firmware.log", "firmware.board", "firmware.borrow", "firmware.mculink",
-            "firmware.mqtt", "firmware.http", "firmware.app", "umqtt.simple")
-BORROWED = ("commands", "discovery", "metrics", "firmware.config", "firmware.portal")
+            "firmware.mqtt", "firmware.http", "firmware.keeper", "firmware.app", "umqtt.simple")
+BORROWED = ("commands", "discovery", "metrics", "firmware.config", "firmware.portal", "firmware.files",
+            "firmware.store", "firmware.history_api", "tz", "days")
 
 
 def held():

@@ -12,6 +12,7 @@ from firmware.borrow import borrow
 from firmware.mculink import McuLink
 from firmware.mqtt import Mqtt
 from firmware.http import Http
+from firmware.keeper import Keeper
 
 VERSION = "0.1.0"
 
@@ -34,6 +35,7 @@ class App:
         self.link = McuLink(self.mcu, self._setup_requested)
         self.mqtt = Mqtt(self)
         self.http = Http(self, page_path)
+        self.keeper = Keeper(self)  # energy days and history, from the files next to the config
         self.wifi = self.led = self.button = self.health = None
         self.setup_reason = ""  # on the host there is no Wi-Fi, so only the reason is kept
         self.syslog = None
@@ -75,7 +77,16 @@ class App:
         can be tried out and tested."""
         return self.wifi.setup_mode if self.wifi is not None else True
 
+    def before_restart(self):
+        """Whatever restarts the firmware calls this first: the energy file is saved, so a
+        restart loses none of today's bookkeeping nor the power chart."""
+        try:
+            self.keeper.flush()
+        except Exception as e:
+            log.error("before restart: %r", e)
+
     def restart(self):
+        self.before_restart()
         if board.ESP32:
             import machine
             machine.reset()
@@ -107,6 +118,8 @@ class App:
         yield json.dumps(self.mcu_status())
         yield ',"mqtt":'
         yield json.dumps(self.mqtt.status())
+        yield ',"energy":'
+        yield json.dumps(self.keeper.status())
         gc.collect()  # so mem_free says what is really free (and leaks show)
         yield ',"wifi":'
         yield json.dumps(self.wifi.status() if self.wifi is not None else {"setup_reason": self.setup_reason})
@@ -125,6 +138,7 @@ class App:
         for w in self.config_warnings:
             log.warn("config: %s", w)
         asyncio.create_task(self.http.run())
+        asyncio.create_task(self.keeper.run())
         if self.syslog is not None:
             asyncio.create_task(self._syslog())
         tasks = {}
@@ -168,7 +182,7 @@ class App:
 def _load_config(path):
     # A missing, corrupt or half-written config gives the defaults and setup mode. In a
     # function of its own, so that nothing keeps the portal's code once it returns.
-    with borrow("firmware.portal", "firmware.config", "firmware.syslog") as portal:
+    with borrow("firmware.portal", "firmware.config", "firmware.syslog", "firmware.files", "tz") as portal:
         return portal.load_config(path)
 
 

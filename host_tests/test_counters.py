@@ -126,8 +126,21 @@ def test_cloud_phase_energies_and_spm01_reverse_follow_the_rule():
 def test_a_dp_that_is_no_energy_in_this_layout_is_not_held():
     m = Meter()
     feed(m, v2_report(ic=3000))
-    feed(m, [(109, T_VALUE, 2900)])  # current_c on the v2 layout (energy_forward_c on cloud)
-    assert m.values()["current_c"] == 2.9 and m.values()["warnings"] == []
+    for i in (2900, 2800, 2700, 2600):  # current_c on the v2 layout (energy_forward_c on cloud)
+        feed(m, [(109, T_VALUE, i)])
+    assert m.values()["current_c"] == 2.6 and m.values()["warnings"] == []
+    assert m.counters.cycles == 0  # (a cycle would be saved to flash)
+
+
+def test_cloud_phase_energies_before_the_layout_is_known():
+    m = Meter()
+    rec = cloud_report()
+    # DP 109/110 come before the DPs that say cloud (here without raw phase DPs)
+    feed(m, [r for r in rec if r[0] < 112 and r[0] not in (6, 7, 8)])
+    assert m.layout_name() == "v2"
+    feed(m, [r for r in rec if r[0] >= 112])
+    v = m.values()
+    assert m.layout_name() == "cloud" and v["energy_forward_a"] == 10.0 and v["energy_reverse_a"] == 0
 
 
 def test_clear_energy_command_arms_the_rule():

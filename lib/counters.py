@@ -46,9 +46,10 @@ class Counters:
                 return i
         return -1
 
-    def report(self, i, c):
-        """The meter reported count c for slot i. True when what is shown changed (the
-        believed value, or a drop held or let go)."""
+    def report(self, i, c, rule=True):
+        """The meter reported count c for slot i; rule: the DP is an energy counter in the
+        meter's layout (else the value is only kept: DP 109 is a current on the v2 layout).
+        True when what is shown changed (the believed value, or a drop held or let go)."""
         st = self.st[i]
         self.st[i] = st | S_KNOWN | S_SEEN
         arm = self.arm[i]
@@ -56,7 +57,7 @@ class Counters:
             self.arm[i] = arm - 1
         b = self.value[i]
         n = self.held[i]
-        if not st & S_KNOWN or c >= b:
+        if not rule or not st & S_KNOWN or c >= b:
             # the first value since boot, or a counter that did not go down
             self.held[i] = 0
             self.value[i] = c

@@ -121,7 +121,8 @@ class Meter:
         i = self.counters.slot(d.id)
         if i < 0 or d.type != T_VALUE or d.n != 4:
             return False
-        if self.counters.report(i, d.value()):
+        r = self.row(d.id)
+        if self.counters.report(i, d.value(), r is not None and r[5] == "kWh"):
             self.seq += 1
             return True
         return False
