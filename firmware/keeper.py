@@ -6,7 +6,7 @@ import time
 
 import asyncio
 
-from energy import Energy, EV_ROLL, EV_SAVE, EV_QUERY
+from energy import Energy, EV_ROLL, EV_SAVE, EV_QUERY, EV_SHOW
 from firmware import board, log
 from firmware.borrow import borrow
 
@@ -55,8 +55,9 @@ class Keeper(Energy):
         link = app.mcu.link
         if ev & EV_QUERY and link.online:
             link.send(0x08)  # the day should end on the meter's latest counts
+        if ev & EV_SHOW:
+            self.meter.seq += 1  # the day keys changed: publish
         if ev & EV_ROLL:
-            self.meter.seq += 1  # today and yesterday changed: publish
             self._store(1)
         if ev & EV_SAVE and t >= self.retry:
             self._store(0, t)

@@ -69,9 +69,17 @@ def test_the_count_from_before_a_restart_holds_a_bogus_first_report():
     c = Counters((1,))
     c.st[0], c.value[0], c.fold[0] = 1, 2400000, 7  # as firmware/store.py restores it
     assert c.believed(0) is None  # nothing shown before the meter's first report
-    assert reports(c, 0, (0,)) == [(True, 2400000)]
-    assert c.mono(0) == 2400007
+    # held, and not shown either: Home Assistant may have seen more since the save
+    assert reports(c, 0, (0,)) == [(True, None)] and c.held[0] == 1 and c.mono(0) is None
     assert reports(c, 0, (2400010,)) == [(True, 2400010)]
+    assert c.mono(0) == 2400017
+    c = Counters((1,))
+    c.st[0], c.value[0] = 1, 2400000
+    assert reports(c, 0, (2400000,)) == [(True, 2400000)]  # the same count: shown now
+    c = Counters((1,))
+    c.st[0], c.value[0] = 1, 500
+    assert reports(c, 0, (0, 0, 1)) == [(True, None), (False, None), (True, 1)]  # a new cycle
+    assert c.mono(0) == 501
 
 
 def test_mono_never_goes_down():

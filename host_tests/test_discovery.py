@@ -85,3 +85,15 @@ def test_single_phase_announces_common_dps_once_seen():
     assert "frequency" not in e
     ids = discovery.all_object_ids()
     assert ("sensor", "frequency") in ids and ("switch", "locate") in ids
+
+
+def test_the_day_keys_are_energy_sensors_in_every_layout():
+    for lay in (T.V2, T.CLOUD, T.SPM01):
+        e = by_id(lay)
+        for key in T.DAY_KEYS:
+            comp, c = e[key]
+            assert comp == "sensor" and (c["unit_of_measurement"], c["device_class"], c["state_class"],
+                                         c["suggested_display_precision"]) == ("kWh", "energy", "total_increasing", 2)
+            assert c["value_template"] == "{{ value_json.get('%s') }}" % key
+    assert by_id(T.SPM01)["energy_forward_today"][1]["name"] == "Energy forward today"
+    assert "suggested_display_precision" not in by_id(T.V2)["energy_forward"][1]

@@ -3,7 +3,7 @@
 # clock would. Runs under pytest and in the MicroPython unix port.
 import dptable
 import history
-from energy import Energy, EV_DAY, EV_ROLL, EV_SAVE, EV_QUERY, SAVE_S
+from energy import Energy, EV_DAY, EV_ROLL, EV_SAVE, EV_QUERY, EV_SHOW, SAVE_S
 from history import History, NULL, STEP, W
 from meter import Meter
 import commands
@@ -56,8 +56,9 @@ def test_nothing_before_the_clock_and_a_report():
     r = Rig()
     assert r.at(utc(2026, 3, 10, 9)) & EV_DAY
     assert days(r.m) == (None,) * 6 and r.e.date == "2026-03-10"
-    r.at(utc(2026, 3, 10, 9, 0, 15), 100000, 500)
+    assert r.at(utc(2026, 3, 10, 9, 0, 15), 100000, 500) & EV_SHOW  # publish the new keys
     assert days(r.m) == (0, 0, 0, 0, 0, 0)  # a first start: today counts from here
+    assert r.at(utc(2026, 3, 10, 9, 0, 30), 100001, 500) & EV_SHOW == 0  # the report says it
 
 
 def test_today_yesterday_month_across_midnight():
@@ -203,8 +204,10 @@ def test_restart_on_the_same_day_and_on_a_later_day():
     r3 = restart(utc(2026, 3, 11, 8), 1700)  # the day saved ends with the first counts after
     assert r3.e.closed == (days_from_civil(2026, 3, 10), 700, 1)
     assert days(r3.m) == (0, 0, 7.0, 0.01, 7.0, 0.01)
-    r4 = restart(utc(2026, 3, 10, 18), 0)  # a bogus 0 first: held, and today stays
-    assert r4.m.values()["energy_forward"] == 15.0 and days(r4.m)[0] == 5.0
+    r4 = restart(utc(2026, 3, 10, 18), 0)  # a bogus 0 first: held, nothing shown
+    assert "energy_forward" not in r4.m.values() and days(r4.m)[0] is None
+    r4.at(utc(2026, 3, 10, 18, 1), 1600, 11)  # then the counter: today is right
+    assert r4.m.values()["energy_forward"] == 16.0 and days(r4.m)[0] == 6.0
 
 
 def test_spm01_reverse_is_dp2():

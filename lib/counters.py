@@ -9,7 +9,9 @@
 #   - after our own clear_energy (cleared()) a drop within the next ARM reports is a new
 #     cycle at once;
 #   - the believed value from before a restart (firmware/store.py puts it in value with
-#     S_KNOWN) counts as believed, so a bogus 0 as the first report after boot is held too.
+#     S_KNOWN) is what a first report after boot is held against, so a bogus 0 then is held
+#     too; it is not shown itself (Home Assistant may have seen more since it was saved):
+#     the DP's reading stays away until a report is believed.
 # mono() never goes down: the believed value plus every value a new cycle ended, so
 # today's energy stays right across a clear (lib/energy.py works on it).
 #
@@ -24,7 +26,7 @@ except ImportError:
 HOLD = const(3)       # reports in a row that confirm a drop
 ARM = const(3)        # reports after our clear_energy within which a drop is the new cycle
 S_KNOWN = const(1)    # there is a believed value (reported, or restored)
-S_SEEN = const(2)     # reported since boot
+S_LIVE = const(2)     # a report since boot was believed: the value is shown
 
 
 class Counters:
@@ -51,29 +53,30 @@ class Counters:
         meter's layout (else the value is only kept: DP 109 is a current on the v2 layout).
         True when what is shown changed (the believed value, or a drop held or let go)."""
         st = self.st[i]
-        self.st[i] = st | S_KNOWN | S_SEEN
         arm = self.arm[i]
         if arm:
             self.arm[i] = arm - 1
         b = self.value[i]
         n = self.held[i]
         if not rule or not st & S_KNOWN or c >= b:
-            # the first value since boot, or a counter that did not go down
+            # the first value ever, or a counter that did not go down
+            self.st[i] = S_KNOWN | S_LIVE
             self.held[i] = 0
             self.value[i] = c
-            return c != b or n > 0 or not st & S_SEEN
+            return c != b or n > 0 or not st & S_LIVE
         low = self.low[i]
         self.low[i] = c
         n = n + 1 if n and c >= low else 1
         if arm or n >= HOLD:
             # a new cycle: what the old one counted is kept in fold
+            self.st[i] = S_KNOWN | S_LIVE
             self.fold[i] += b
             self.value[i] = c
             self.arm[i] = self.held[i] = 0
             self.cycles += 1
             return True
         self.held[i] = n
-        return n == 1 or c != low or not st & S_SEEN
+        return n == 1 or c != low
 
     def cleared(self):
         """Our clear_energy went to the meter: a drop that follows is a new cycle."""
@@ -81,9 +84,9 @@ class Counters:
             self.arm[i] = ARM
 
     def believed(self, i):
-        """The value to publish, or None before the meter's first report since boot."""
-        return self.value[i] if i >= 0 and self.st[i] & S_SEEN else None
+        """The value to publish, or None before a report since boot was believed."""
+        return self.value[i] if i >= 0 and self.st[i] & S_LIVE else None
 
     def mono(self, i):
-        """A count that never goes down (believed + folded), or None before a report."""
-        return self.fold[i] + self.value[i] if i >= 0 and self.st[i] & S_SEEN else None
+        """A count that never goes down (believed + folded), or None like believed()."""
+        return self.fold[i] + self.value[i] if i >= 0 and self.st[i] & S_LIVE else None

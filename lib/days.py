@@ -8,13 +8,13 @@
 # stops the meter's counting too, so what it counted since the last save belongs to that
 # day. Days in between count 0.
 import tz
-from energy import EV_ROLL, EV_SAVE
+from energy import EV_ROLL, EV_SAVE, EV_SHOW
 
 
 def update(e, t, f, r, new_day):
     """e: lib/energy.Energy at unix time t; f, r: the mono counts now (None where not known
-    yet); new_day: a local midnight passed. Returns EV_ROLL | EV_SAVE when the counts moved
-    on to a new day."""
+    yet); new_day: a local midnight passed. Returns EV_SHOW, with EV_ROLL | EV_SAVE when
+    the counts moved on to a new day."""
     if new_day:
         zone = tz.load(e.tz)[0]  # config.py warned about a bad string: UTC then
         n = (t + zone.offset(t)) // 86400
@@ -53,4 +53,4 @@ def update(e, t, f, r, new_day):
             c[k] = c[2 + k] = v
             c[4 + k] = 0
             e.have |= 1 << k
-    return ev
+    return ev | EV_SHOW

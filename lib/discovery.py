@@ -50,7 +50,7 @@ def sensor_keys(layout, user=(), shape=0):
             # factor always (the layout's, the meter's own or derived)
             if key not in out and (j == 5 or j < 3 or shape & (T.X_PHASE << k)):
                 out.append(key)
-    return out
+    return out + list(T.DAY_KEYS)  # today, yesterday, month of the energy totals
 
 
 def entities(layout, user=(), shape=0):
@@ -83,6 +83,8 @@ def entities(layout, user=(), shape=0):
                     c["device_class"] = dc
                 if sc:
                     c["state_class"] = sc
+                if key in T.DAY_KEYS:  # they drop to 0 at midnight: total_increasing takes it
+                    c["suggested_display_precision"] = 2
         yield comp, key, c
     yield "sensor", "warnings", {"name": "Plausibility warnings", "entity_category": "diagnostic",
                                  "icon": "mdi:alert-circle-outline",

@@ -21,6 +21,7 @@ EV_DAY = const(1)     # a local midnight passed (or the first tick): days.py was
 EV_ROLL = const(2)    # the counts moved on to a new day: publish; the day that ended is closed
 EV_SAVE = const(4)    # save the energy file now
 EV_QUERY = const(8)   # ask the meter for a report: the day should end on fresh counts
+EV_SHOW = const(16)   # the day keys changed other than by a report (a new day, a first start)
 SAVE_S = const(3600)  # at most this often when only the counts and the ring changed
 SOON_S = const(60)    # after a new cycle or new starting points (not in the rush after boot)
 QUERY_S = const(3)    # how long before midnight to ask
