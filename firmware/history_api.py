@@ -9,10 +9,11 @@
 # daily: the days in energy.days, oldest first, then today (live); null where a total is
 # not known; nothing before the clock is known. Both files are firmware/store.py's.
 import struct
+import time
 
 from spm02 import fmt
-from tz import civil_from_days
 from history import SLOTS, STEP, NULL
+from firmware import board
 
 RING = 73          # the formats are store.py's (a test holds these to its values)
 DAYS = 366
@@ -83,8 +84,9 @@ def _num(v, dec=0):
 
 
 def _day(day, f, r):
-    return '{"date":"%04d-%02d-%02d","forward":%s,"reverse":%s}' % (
-        civil_from_days(day) + (_num(f, 2), _num(r, 2)))
+    # the date of a day number by the port's own gmtime (the ESP32 port counts from 2000)
+    y, m, d = time.gmtime(day * 86400 - (946684800 if board.ESP32 else 0))[:3]
+    return '{"date":"%04d-%02d-%02d","forward":%s,"reverse":%s}' % (y, m, d, _num(f, 2), _num(r, 2))
 
 
 def parts(e):

@@ -295,7 +295,7 @@ class Http:
 
     async def _history(self, w):
         self._head(w, 200, "application/json")
-        with borrow("firmware.history_api", "tz") as h:
+        with borrow("firmware.history_api") as h:
             for part in h.parts(self.app.keeper):
                 w.write(part)
                 await w.drain()

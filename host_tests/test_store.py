@@ -225,3 +225,9 @@ def test_single_phase_history_has_a_and_total():
 
 def test_null_is_none():
     assert NULL == -32768 and W == 16
+
+
+def test_dates_of_day_numbers():
+    for y, m, dd in ((2028, 2, 29), (1999, 12, 31), (2100, 3, 1), (2026, 11, 24)):
+        assert history_api._day(days_from_civil(y, m, dd), 1, None) == \
+            '{"date":"%04d-%02d-%02d","forward":0.01,"reverse":null}' % (y, m, dd)
