@@ -230,6 +230,8 @@ def test_discovery(v2rig):
     import jinja2
     env = jinja2.Environment()
     env.filters["tojson"] = json.dumps
+    # (the day keys follow the first report within a second: the energy clock's tick)
+    wait_until(lambda: b"energy_forward_month" in (w.get("spm02/state") or b""), 10, what="the day keys")
     state = json.loads(w.get("spm02/state"))
     truth = v2rig.sim.truth()
     for c in by_id.values():

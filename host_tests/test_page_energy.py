@@ -153,6 +153,10 @@ def test_charts_match_the_api(browser, rig):
     assert [xs[a] < xs[b] for a, b in zip(dates, dates[1:])] == [True] * (len(dates) - 1)
     assert h["daily"][-1]["date"] == fw.state()["energy"]["date"]  # the last bar is today
     screenshot(d, "page-energy.png")
+    d.set_window_size(900, 1420)  # the readings, the energy table and both charts
+    d.execute_script("window.scrollTo(0, 0)")
+    d.save_screenshot(os.path.join(ARTIFACTS, "page-energy-top.png"))
+    d.set_window_size(1100, 900)
     for el, name in (("gp", "chart-power.png"), ("gd", "chart-days.png"), ("en", "energy-table.png")):
         e = d.find_element("id", el)
         d.execute_script("arguments[0].scrollIntoView()", e)
