@@ -32,10 +32,12 @@ class App:
         self.node_id = cfg["name"] + ("_" + self.uid if self.uid else "")
         self.mcu = Mcu(cfg["layout"], cfg["wifi_state"], cfg["mcu"]["poll_s"], cfg["dps"])
         self.mcu.link.clock = board.clock
+        # energy days and history, from the files next to the config: before the other
+        # long-lived objects, so that what loading them borrows leaves no holes between these
+        self.keeper = Keeper(self)
         self.link = McuLink(self.mcu, self._setup_requested)
         self.mqtt = Mqtt(self)
         self.http = Http(self, page_path)
-        self.keeper = Keeper(self)  # energy days and history, from the files next to the config
         self.wifi = self.led = self.button = self.health = None
         self.setup_reason = ""  # on the host there is no Wi-Fi, so only the reason is kept
         self.syslog = None

@@ -6,7 +6,7 @@ import time
 
 import asyncio
 
-from energy import Energy, EV_ROLL, EV_SAVE, EV_QUERY, EV_SHOW
+from energy import Energy, EV_ROLL, EV_SAVE, EV_QUERY, EV_SHOW, Y2K
 from firmware import board, log
 from firmware.borrow import borrow
 
@@ -42,7 +42,7 @@ class Keeper(Energy):
                     log.error("energy: %r", e)
             # near midnight, tick often so that the day ends on time
             m = self.midnight
-            await asyncio.sleep_ms(100 if t is not None and m is not None and m - t <= 2 else 1000)
+            await asyncio.sleep_ms(100 if t is not None and m is not None and m - (t - Y2K) <= 2 else 1000)
 
     def _step(self, t):
         app = self.app
@@ -91,5 +91,5 @@ class Keeper(Energy):
             self._store(0, board.unix_time())
 
     def status(self):
-        return {"tz": self.tz, "date": self.date, "file": self.path, "file_state": self.note,
+        return {"tz": self.tz, "date": self.date(), "file": self.path, "file_state": self.note,
                 "writes": self.writes, "error": self.error}

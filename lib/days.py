@@ -8,7 +8,7 @@
 # stops the meter's counting too, so what it counted since the last save belongs to that
 # day. Days in between count 0.
 import tz
-from energy import EV_ROLL, EV_SAVE, EV_SHOW
+from energy import EV_ROLL, EV_SAVE, EV_SHOW, Y2K
 
 
 def update(e, t, f, r, new_day):
@@ -21,8 +21,8 @@ def update(e, t, f, r, new_day):
         y, m, d = tz.civil_from_days(n)
         e.today = n
         e.tmon = y * 12 + m
-        e.date = "%04d-%02d-%02d" % (y, m, d)
-        e.midnight = zone.next_midnight(t)
+        e.ymd = y << 9 | m << 5 | d
+        e.midnight = zone.next_midnight(t) - Y2K
         e.asked = False
     if f is None and r is None:
         return 0  # nothing to count with before the meter's first report since boot

@@ -22,6 +22,7 @@ EV_ROLL = const(2)    # the counts moved on to a new day: publish; the day that 
 EV_SAVE = const(4)    # save the energy file now
 EV_QUERY = const(8)   # ask the meter for a report: the day should end on fresh counts
 EV_SHOW = const(16)   # the day keys changed other than by a report (a new day, a first start)
+Y2K = 946684800       # unix time of 2000-01-01: times kept from it are small ints on 32-bit
 SAVE_S = const(3600)  # at most this often when only the counts and the ring changed
 SOON_S = const(60)    # after a new cycle or new starting points (not in the rush after boot)
 QUERY_S = const(3)    # how long before midnight to ask
@@ -38,12 +39,15 @@ class Energy:
         self.have = 0         # bit k: series k (0 forward, 1 reverse) has its starting points
         self.c = [0] * 6
         self.closed = None    # (day, forward, reverse) of the last day that ended; None: unknown
-        self.today = -1       # the local day now, its month and date, the next local midnight
+        # Times kept here count seconds from 2000 (Y2K), not 1970: small ints on 32-bit
+        # builds until 2034, so no long-lived heap object (a big int made at a day change,
+        # between the code loaded for it, would stay in the middle of its freed memory)
+        self.today = -1       # the local day now, its month, its date (y << 9 | m << 5 | d)
         self.tmon = 0
-        self.date = None
-        self.midnight = None
+        self.ymd = 0
+        self.midnight = None  # the next local midnight
         self.asked = False
-        self.saved = None     # unix time of the last save (the first tick counts as one)
+        self.saved = None     # the last save (the first tick counts as one)
         self.mark = 0         # the counters' new cycles and the starting points at that save
         self.changed = False  # reports came since then
 
@@ -53,9 +57,10 @@ class Energy:
         ev = 0
         if self.saved is None:
             self.did_save(t)  # what was loaded at boot is on the flash already
-        if self.midnight is None or t >= self.midnight:
+        s = t - Y2K
+        if self.midnight is None or s >= self.midnight:
             ev = EV_DAY
-        elif not self.asked and self.midnight - t <= QUERY_S:
+        elif not self.asked and self.midnight - s <= QUERY_S:
             self.asked = True
             ev = EV_QUERY
         m = self.meter
@@ -70,12 +75,12 @@ class Energy:
                 ev |= days.update(self, t, f, r, ev & EV_DAY)
         if report:
             for k in range(m.phases()):
-                p = m.phase_counts(k)[0][2]
+                p = m.phase_power(k)
                 if p is not None:
                     self.ring.add(slot, k, p)
             self.changed = True
-        if self.mark != self._mark() and t - self.saved >= SOON_S \
-                or self.changed and t - self.saved >= SAVE_S:
+        if self.mark != self._mark() and s - self.saved >= SOON_S \
+                or self.changed and s - self.saved >= SAVE_S:
             ev |= EV_SAVE  # a new cycle, new starting points: soon; else hourly
         return ev
 
@@ -92,8 +97,14 @@ class Energy:
     def _mark(self):
         return self.meter.counters.cycles << 2 | self.have
 
+    def date(self):
+        """The local date now, "YYYY-MM-DD", or None before the clock is known."""
+        v = self.ymd
+        return "%04d-%02d-%02d" % (v >> 9, v >> 5 & 15, v & 31) if v else None
+
     def did_save(self, t):
-        self.saved = t
+        """The energy file was saved at unix time t (None: the clock is not known)."""
+        self.saved = None if t is None else t - Y2K
         self.changed = False
         self.mark = self._mark()
 

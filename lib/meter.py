@@ -24,6 +24,7 @@ from ticks import diff as ticks_diff
 
 
 PHASES = ("a", "b", "c")
+POWERS = ("power_a", "power_b", "power_c")
 RAW_PHASE = T.RAW_PHASE
 
 
@@ -223,6 +224,16 @@ class Meter:
                 out.append(None)
                 ids.append(None)
         return out, ids
+
+    def phase_power(self, k):
+        """Phase k's active power in W as phase_counts has it, or None; allocates nothing
+        (the power history samples it at every report)."""
+        r = self.row_for_key(POWERS[k])
+        d = self.dps.get(r[0]) if r is not None else None
+        if d is not None and d.type == T_VALUE:
+            return d.value()
+        raw = L.raw_phase(self.dps, k, self.user)
+        return spm02.phase_field(raw.raw, raw.n, 2) if raw is not None else None
 
     def iter_readings(self):
         """(key, value, decimals, dpids) one by one: decimals is None for a plain JSON value,
