@@ -41,7 +41,7 @@ def run(clear_at=None):
         if ev & EV_SAVE:
             writes.append(t)
             e.did_save(t)
-            e.ring.base = e.ring.slot - 1
+            e.ring.base = e.ring.slot - 1  # (what store.save does after writing)
     # the second day, from local midnight to local midnight (the first starts afresh)
     day2 = [w for w in writes if START + DAY - 7200 <= w < START + 2 * DAY - 7200]
     return len(day2), len(writes)

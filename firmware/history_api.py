@@ -58,7 +58,7 @@ class Slots:
     def get(self, s, k):
         ring = self.ring
         v = ring.get(s, k)
-        if v == NULL and self.fd is not None and ring.base - SLOTS < s <= ring.base:
+        if v == NULL and self.fd is not None and ring.base - SLOTS + 1 < s <= ring.base:
             self.fd.seek(RING + s % SLOTS * 6 + 2 * k)
             if self.fd.readinto(self.buf) == 2:
                 v = self.buf[0] | self.buf[1] << 8

@@ -5,7 +5,8 @@
 #   change, after a new counter cycle and before a restart. Little-endian:
 #     "SPE1" | day, month, have, day start f/r, month start f/r, yesterday f/r (9 x i32)
 #     | ring: base, slot, its sums and counts (8 x i32) | n (u8)
-#     | the 288 slots of the last 24 h up to base, at (slot % 288) * 6: a, b, c (3 x i16)
+#     | the 288 slots of the last 24 h up to slot (base + 1, its average so far), at
+#       (slot % 288) * 6: a, b, c (3 x i16)
 #     | n x (dpid u8, believed i32, fold i32) | Adler-32 of all before (a, b: u16 each)
 #   (lib/energy.py, lib/history.py and lib/counters.py say what the numbers are.)
 # energy.days: the last 366 days, one 16-byte record per day at (day % 366) * 16:
@@ -82,7 +83,9 @@ def _old(path, base):
 def save(path, e):
     """Write the energy file of e (lib/energy.Energy): the slots of RAM go in with those of
     the file before (read as it is written: nothing is held whole)."""
+    top = e.ring.slot
     write_atomic(path, _parts(path, e))
+    e.ring.base = top - 1  # the file holds the closed slots now: RAM may reuse their room
 
 
 def _parts(path, e):
@@ -93,17 +96,18 @@ def _parts(path, e):
         r = e.meter.row(c.ids[i])
         if c.st[i] & 1 and r is not None and r[5] == "kWh":
             known.append(i)
-    base = ring.slot - 1  # the last closed slot: the new file holds the 288 up to it
-    ck = _Adler()
-    yield ck.add(MAGIC + struct.pack(HEAD, e.day, e.mon, e.have, *(e.c + [base, ring.slot] + ring.acc + [len(known)])))
+    top = ring.slot  # the new file holds the 288 slots up to the one being filled (its
+    ck = _Adler()    # average so far); the closed ones up to base = top - 1
+    yield ck.add(MAGIC + struct.pack(HEAD, e.day, e.mon, e.have, *(e.c + [top - 1, top] + ring.acc + [len(known)])))
     old = _old(path, ring.base)
     buf = bytearray(96)
     try:
         for p0 in range(0, SLOTS, 16):
             for p in range(p0, p0 + 16):
-                s = base - (base - p) % SLOTS  # the slot at position p
+                s = top - (top - p) % SLOTS  # the slot at position p
                 j = (p - p0) * 6
-                if old is not None and ring.base - SLOTS < s <= ring.base:
+                # (the old file's oldest position holds the slot it was filling then)
+                if old is not None and ring.base - SLOTS + 1 < s <= ring.base:
                     old.seek(RING + p * 6)
                     old.readinto(memoryview(buf)[j:j + 6])
                 else:

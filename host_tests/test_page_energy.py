@@ -55,7 +55,6 @@ def make_files(d, end, tz=BERLIN):
             store.put_day(days_path, *e.closed)
         if i % 12 == 11:
             store.save(e.path, e)
-            e.ring.base = e.ring.slot - 1
     store.save(e.path, e)
     return f, r
 

@@ -95,7 +95,6 @@ def test_saves_merge_ram_into_the_file_and_drop_what_is_older_than_a_day():
             run(e, t0 + i * STEP, 1000 + i, pa=i)
             if i % 12 == 11:
                 store.save(e.path, e)
-                e.ring.base = e.ring.slot - 1  # (what the keeper's save does)
                 n += 1
         e2 = energy(d)
         store.load(e.path, e2)
@@ -231,3 +230,56 @@ def test_dates_of_day_numbers():
     for y, m, dd in ((2028, 2, 29), (1999, 12, 31), (2100, 3, 1), (2026, 11, 24)):
         assert history_api._day(days_from_civil(y, m, dd), 1, None) == \
             '{"date":"%04d-%02d-%02d","forward":0.01,"reverse":null}' % (y, m, dd)
+
+
+def test_a_restart_hours_later_keeps_the_day_before_the_gap():
+    d = Dir()
+    try:
+        e = energy(d)
+        t0 = utc(2026, 3, 10, 6)
+        for i in range(24):  # two hours of slots, saved hourly and before a restart
+            run(e, t0 + i * STEP, 1000 + i, pa=100 + i)
+            if i in (11, 23):
+                store.save(e.path, e)
+        e2 = energy(d)
+        store.load(e.path, e2)
+        t1 = t0 + 5 * 3600  # the firmware was off for three hours after that
+        run(e2, t1, 1030, pa=7)
+        a = parse(e2)["power"]["a"]
+        gap = (t1 - (t0 + 23 * STEP)) // STEP  # slots from the one being filled then to now
+        assert a[-1] == 7 and a[-gap:-1] == [None] * (gap - 1)
+        assert a[-gap - 1] == 123 and a[-gap - 24:-gap] == list(range(100, 124)) and a[0] is None
+    finally:
+        d.clean()
+
+
+def test_the_keepers_calls():
+    class App:
+        config_warnings = []
+    if not hasattr(time, "ticks_ms"):  # CPython: firmware/log.py stamps lines with it
+        time.ticks_ms = lambda: 0
+    d = Dir()
+    try:
+        e = energy(d)
+        e.app, e.writes, e.error = App(), 0, "old"
+        assert store.run(e, 2, None) == "none yet: started afresh"
+        t0 = utc(2026, 3, 10, 6)
+        for i in range(40):  # more slots than RAM keeps: the saves move them to the file
+            run(e, t0 + i * STEP, 1000 + i, pa=i)
+            if i % 12 == 11:
+                store.run(e, 0, t0 + i * STEP)
+        assert e.writes == 3 and e.error is None and e.ring.base == (t0 + 35 * STEP) // STEP - 1
+        assert e.saved == t0 + 35 * STEP - 946684800
+        a = parse(e)["power"]["a"]
+        assert a[-40:] == list(range(40))
+        e.closed = (days_from_civil(2026, 3, 9), 5, None)
+        store.run(e, 1, None)
+        assert e.writes == 4 and list(history_api.days(d("energy.days"), 0, 30000)) == [e.closed]
+        with open(e.path, "wb") as f:
+            f.write(b"x")
+        e2 = energy(d)
+        e2.app = App()
+        assert store.run(e2, 2, None).endswith("not an energy file; today, yesterday and month start afresh")
+        assert App.config_warnings == [e.path + ": not an energy file; today, yesterday and month start afresh"]
+    finally:
+        d.clean()

@@ -3,11 +3,11 @@
 # slot number and a phase's power at each report. A slot no report came in is NULL.
 #
 # Where it lives: the whole day in the energy file (firmware/store.py: 288 slots x 3 phases,
-# signed 16-bit watts at (slot % 288) * 6), and here in RAM only the slot being filled (sums
-# and counts) and the last W closed slots, until the next save (at most hourly) moves them
-# to the file: 96 bytes instead of 1,728 in a heap of 64 KiB. `base` is the last slot the
-# file holds. A gap (meter silent, firmware stopped) reads as NULL; a clock that went back
-# drops the file's slots (they lie in the future).
+# signed 16-bit watts at (slot % 288) * 6, up to the slot being filled as it was then), and
+# here in RAM only the slot being filled (sums and counts) and the last W closed slots, until
+# the next save (at most hourly) moves them to the file: 96 bytes instead of 1,728 in a heap
+# of 64 KiB. `base` is the last closed slot the file holds. A gap (meter silent, firmware
+# stopped) reads as NULL; a clock that went back drops the file's slots (they lie ahead).
 #
 # 16 bits: a phase of this family carries at most about 80 A x 250 V = 20 kW, inside
 # +-32,767 W (a reading beyond is clamped). The total is the sum of the phases' averages,
@@ -50,7 +50,11 @@ class History:
             return
         b = self.buf
         if 0 <= cur < slot:
-            for s in range(max(cur, slot - W), slot):  # (a long gap: cur is lost with it)
+            if slot - W > cur and cur == self.base + 1:
+                # a long gap (a restart hours later): RAM cannot keep cur, but the file has
+                # its average as of the last save, made during it
+                self.base = cur
+            for s in range(max(cur, slot - W), slot):
                 i = s % W * 6
                 for k in range(3):
                     v = self.avg(k) if s == cur else NULL
