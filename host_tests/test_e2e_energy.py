@@ -303,14 +303,21 @@ def test_home_assistant_gets_the_day_sensors(broker):
     r = Rig(broker)
     try:
         w = MqttWatch(broker.port, ("homeassistant/#",))
+
+        def config(key):
+            # one device-based message, or (before it) a config per entity
+            d = w.get("homeassistant/device/spm02/config")
+            if d:
+                return json.loads(d)["cmps"].get(key)
+            c = w.get("homeassistant/sensor/spm02/%s/config" % key)
+            return dict(json.loads(c), p="sensor") if c else None
         try:
             r.start()
+            wait_until(lambda: all(config(k) for k in DAY_KEYS), 10, what="the day sensors")
             for key in DAY_KEYS:
-                topic = "homeassistant/sensor/spm02/%s/config" % key
-                wait_until(lambda: w.get(topic), 10, what=key)
-                c = json.loads(w.get(topic))
-                assert (c["unit_of_measurement"], c["device_class"], c["state_class"],
-                        c["suggested_display_precision"]) == ("kWh", "energy", "total_increasing", 2), key
+                c = config(key)
+                assert (c["p"], c["unit_of_measurement"], c["device_class"], c["state_class"],
+                        c["suggested_display_precision"]) == ("sensor", "kWh", "energy", "total_increasing", 2), key
                 assert c["value_template"] == "{{ value_json.get('%s') }}" % key
         finally:
             w.stop()
