@@ -13,6 +13,7 @@ from firmware.borrow import borrow
 from firmware.mculink import McuLink
 from firmware.mqtt import Mqtt
 from firmware.http import Http
+from firmware.keeper import Keeper
 
 VERSION = "0.1.0"
 PROVE_UP_MS = const(180000)  # an OTA install whose MCU stays silent proves itself by this uptime
@@ -36,6 +37,9 @@ class App:
         self.node_id = cfg["name"] + ("_" + self.uid if self.uid else "")
         self.mcu = Mcu(cfg["layout"], cfg["wifi_state"], cfg["mcu"]["poll_s"], cfg["dps"])
         self.mcu.link.clock = board.clock
+        # energy days and history, from the files next to the config: before the other
+        # long-lived objects, so that what loading them borrows leaves no holes between these
+        self.keeper = Keeper(self)
         self.link = McuLink(self.mcu, self._setup_requested)
         self.mqtt = Mqtt(self)
         self.http = Http(self, page_path)
@@ -80,11 +84,20 @@ class App:
         can be tried out and tested."""
         return self.wifi.setup_mode if self.wifi is not None else True
 
+    def before_restart(self):
+        """Whatever restarts the firmware calls this first: the energy file is saved, so a
+        restart loses none of today's bookkeeping nor the power chart."""
+        try:
+            self.keeper.flush()
+        except Exception as e:
+            log.error("before restart: %r", e)
+
     def restart(self):
         """A device reset; on the host, exit status 75, and make run starts the firmware
         again as a reset would. MQTT says goodbye first (offline now, not the last will a
         keepalive later)."""
         log.warn("restarting")
+        self.before_restart()
         m = self.mqtt
         if m.client is not None:
             try:
@@ -164,6 +177,8 @@ class App:
         yield json.dumps(self.mcu_status())
         yield ',"mqtt":'
         yield json.dumps(self.mqtt.status())
+        yield ',"energy":'
+        yield json.dumps(self.keeper.status())
         gc.collect()  # so mem_free says what is really free (and leaks show)
         yield ',"wifi":'
         yield json.dumps(self.wifi.status() if self.wifi is not None else {"setup_reason": self.setup_reason})
@@ -182,6 +197,7 @@ class App:
         for w in self.config_warnings:
             log.warn("config: %s", w)
         asyncio.create_task(self.http.run())
+        asyncio.create_task(self.keeper.run())
         if self.syslog is not None:
             asyncio.create_task(self._syslog())
         if self.ota is not None and not self.ota["proven"]:
@@ -227,7 +243,7 @@ class App:
 def _load_config(path):
     # A missing, corrupt or half-written config gives the defaults and setup mode. In a
     # function of its own, so that nothing keeps the portal's code once it returns.
-    with borrow("firmware.portal", "firmware.config", "firmware.syslog") as portal:
+    with borrow("firmware.portal", "firmware.config", "firmware.syslog", "firmware.files", "tz") as portal:
         return portal.load_config(path)
 
 

@@ -36,6 +36,15 @@ def clock_valid():
     return time.localtime()[0] >= 2024
 
 
+def unix_time():
+    """Unix time in whole seconds, or None while the clock is not set (an ESP32 before
+    NTP). The ESP32 port counts from 2000, the unix port from 1970."""
+    t = int(time.time())
+    if ESP32:
+        t += 946684800
+    return t if t >= 1704067200 else None  # 2024-01-01
+
+
 def clock():
     """Local time for the MCU's 0x1C question, or None when not known."""
     if not clock_valid():

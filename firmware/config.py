@@ -15,6 +15,7 @@ DEFAULTS = {
     "dps": {},  # the owner's DP map: checked by _dps, becomes rows of the DP table
     "board": {"led": -1, "led_invert": False, "button": -1},  # ESP32 pins; -1: none
     "log": {"syslog": "", "level": "info"},  # syslog: "host:port" for RFC 5424 over UDP
+    "time": {"tz": "UTC0"},  # POSIX TZ string: local midnight for today/yesterday/month
 }
 
 SECRETS = ("password",)
@@ -41,6 +42,12 @@ def _check(path, key, value):
         return "must look like tcp://host:port"
     if path == "log.level" and value not in ("debug", "info", "warn", "error"):
         return "must be debug, info, warn or error"
+    if path == "time.tz":
+        import tz
+        try:
+            tz.parse(value)
+        except ValueError as e:
+            return "cannot parse %r (%s): not a POSIX TZ string such as CET-1CEST,M3.5.0,M10.5.0/3" % (value, e)
     if path == "log.syslog" and value:
         from firmware.syslog import parse_target
         try:
@@ -107,7 +114,7 @@ ENTRY = ("key", "type", "decimals", "unit")
 def _dps(given, warnings):
     """The owner's DP map as rows of the DP table (dptable.ROWS' shape), in DP order. A bad
     entry is dropped with a warning naming it; the rest are kept."""
-    from dptable import ANY, known_unit
+    from dptable import ANY, known_unit, DAY_KEYS
     from tuya import TYPE_NAMES
     if not isinstance(given, dict):
         warnings.append('dps: must be an object like {"111": {"key": "power", "type": "value"}}; ignored')
@@ -129,7 +136,7 @@ def _dps(given, warnings):
             unit = e.get("unit", "")
             if not _identifier(key):
                 err = "key must be 1..32 letters, digits or _"
-            elif key in RESERVED:
+            elif key in RESERVED or key in DAY_KEYS:
                 err = "key %s is the firmware's own" % key
             elif key in keys:
                 err = "key %s is already taken by another entry" % key

@@ -258,11 +258,13 @@ class Http:
             return await self._state(w)
         if path == "/metrics":
             return await self._metrics(w)
+        if path == "/api/history":
+            return await self._history(w)
         await self._send(w, 404, "text/plain", "not found\n")
 
     async def _setup(self, w, method, path, headers, body):
         app = self.app
-        with borrow("firmware.portal", "firmware.config") as portal:
+        with borrow("firmware.portal", "firmware.config", "firmware.files", "tz") as portal:
             wlan = None
             if app.wifi is not None:
                 wlan = app.wifi.net.WLAN(app.wifi.net.STA_IF)
@@ -320,6 +322,13 @@ class Http:
                 if n % 16 == 0:
                     await w.drain()
         await w.drain()
+
+    async def _history(self, w):
+        self._head(w, 200, "application/json")
+        with borrow("firmware.history_api") as h:
+            for part in h.parts(self.app.keeper):
+                w.write(part)
+                await w.drain()
 
     async def _page(self, w):
         self._head(w, 200, "text/html; charset=utf-8")

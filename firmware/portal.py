@@ -3,13 +3,13 @@
 # (status, content_type, body, extra_headers) for the HTTP server to send, or None.
 # Also load_config(): whatever is on the flash, the firmware starts (in setup mode if
 # the config is missing or broken).
-import errno
 import json
 import os
 
 import asyncio
 
 from firmware import config, log
+from firmware.files import write_atomic
 
 MAX_FILE = 4096  # a config.json bigger than this is not ours
 
@@ -87,26 +87,6 @@ def _object(text):
     except Exception:
         return None
     return d if isinstance(d, dict) else None
-
-
-def write_atomic(path, text, rename=None, remove=None):
-    """Write path via path.tmp and a rename: a crash leaves the old file or the new one."""
-    rename = rename or os.rename
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-    try:
-        rename(tmp, path)
-    except OSError as e:
-        if e.args[0] != errno.EEXIST:
-            raise
-        # FAT will not rename over a file; littlefs (the ESP32 default) does. load_config
-        # recovers the complete .tmp if we die between these two calls.
-        (remove or os.remove)(path)
-        rename(tmp, path)
-    if hasattr(os, "sync"):
-        os.sync()
 
 
 def load_config(path="config.json"):

@@ -101,3 +101,21 @@ def test_bad_dps_entries_are_dropped_by_name_the_rest_kept():
 def test_dps_not_an_object():
     cfg, w = config.parse('{"dps": [1, 2]}')
     assert cfg["dps"] == () and len(w) == 1 and w[0].startswith("dps: must be an object")
+
+
+def test_time_zone():
+    cfg, w = config.parse(None)
+    assert cfg["time"] == {"tz": "UTC0"} and w == []
+    cfg, w = config.parse('{"time": {"tz": "CET-1CEST,M3.5.0,M10.5.0/3"}}')
+    assert cfg["time"]["tz"] == "CET-1CEST,M3.5.0,M10.5.0/3" and w == []
+    for bad in ('"Europe/Berlin"', '"CET-1CEST,M13.1.0,M10.5.0"', '""'):
+        cfg, w = config.parse('{"time": {"tz": %s}}' % bad)
+        assert cfg["time"]["tz"] == "UTC0", bad
+        assert len(w) == 1 and w[0].startswith("time.tz: cannot parse") and w[0].endswith("using 'UTC0'"), w
+    cfg, w = config.parse('{"time": {"tz": 1}}')
+    assert cfg["time"]["tz"] == "UTC0" and w[0].startswith("time.tz: expected str")
+
+
+def test_day_keys_are_the_firmwares_own():
+    cfg, w = config.parse('{"dps": {"111": {"key": "energy_forward_today", "unit": "kWh"}}}')
+    assert cfg["dps"] == () and "firmware's own" in w[0]

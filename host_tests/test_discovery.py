@@ -145,3 +145,14 @@ def test_device_message_reactive_power_precision_with_the_v02_format():
     assert live["reactive_power_a"]["suggested_display_precision"] == 0
     assert live["reactive_power_a"]["entity_category"] == "diagnostic"
     assert live["power_factor_b"]["suggested_display_precision"] == 2
+
+
+def test_the_day_keys_are_energy_sensors_in_every_layout():
+    for lay in (T.V2, T.CLOUD, T.SPM01):
+        e = by_id(lay)
+        for key in T.DAY_KEYS:
+            comp, c = e[key]
+            assert comp == "sensor" and (c["unit_of_measurement"], c["device_class"], c["state_class"],
+                                         c["suggested_display_precision"]) == ("kWh", "energy", "total_increasing", 2)
+            assert c["value_template"] == "{{ value_json.get('%s') }}" % key
+    assert by_id(T.SPM01)["energy_forward_today"][1]["name"] == "Energy forward today"

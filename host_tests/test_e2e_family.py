@@ -116,7 +116,8 @@ def test_single_phase_meter_discovery(broker):
         import jinja2
         env = jinja2.Environment()
         env.filters["tojson"] = json.dumps
-        wait_until(lambda: w.get("spm02/state"), 10, what="state published")
+        wait_until(lambda: b"energy_forward_month" in (w.get("spm02/state") or b""), 10,
+                   what="state published, with the day keys")
         state = json.loads(w.get("spm02/state"))
         assert not [k for k in state if k.endswith(("_b", "_c"))]
         for c in ids.values():

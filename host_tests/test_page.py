@@ -19,7 +19,7 @@ from selenium.webdriver.support.ui import Select  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-PAGE_LIMIT = 8000
+PAGE_LIMIT = 12 * 1024
 READINGS = [k + "_" + p for k in ("voltage", "current", "power") for p in "abc"] + \
     ["energy_forward", "energy_reverse", "power", "frequency", "power_factor"]
 

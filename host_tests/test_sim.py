@@ -680,3 +680,52 @@ def test_dp18_interval_and_extra_dps(make):
     c.send(0x06, rec(18, 0, b"\x05\x01\x00\x00\x07\x00\x00\x00\x08\x01\x00\x78"))
     assert dps_of(c.expect(0x07))[18][1][-4:] == b"\x08\x01\x00\x78"
     assert sim.truth()["report_interval"] == 120
+
+
+# ---------------------------------------------------------------- energy counters a test controls
+
+def test_counters_move_only_when_told(make):
+    sim, c = make(layout="v2", energy_auto=False)
+    sim.set_counts(forward=240000000, reverse=1234)
+    c.send(0x08)
+    r = c.report(V2_DPS)
+    assert (num(r[1]), num(r[23])) == (240000000, 1234)
+    time.sleep(0.2)
+    sim.add_counts(forward=7, reverse=1)
+    sim.report_now()
+    r = c.report({1, 23})
+    assert (num(r[1]), num(r[23])) == (240000007, 1235) == (sim.energy_counts()[1], sim.energy_counts()[23])
+    assert sim.truth()["energy_forward"] == 2400000.07
+
+
+def test_glitch_sends_a_bogus_value_then_the_counter(make):
+    sim, c = make(layout="v2", energy_auto=False)
+    sim.set_counts(forward=5000)
+    sim.glitch(1, 0, times=2)
+    for want in (0, 0, 5000):
+        sim.report_now()
+        assert num(c.report({1})[1]) == want
+    assert sim.energy_counts()[1] == 5000
+
+
+def test_reset_energy_is_a_new_cycle_without_dp12(make):
+    sim, c = make(layout="cloud", energy_auto=False)
+    sim.set_counts(forward=0, reverse=0)  # the totals: all on phase A, the others 0
+    sim.set_counts(forward=300, reverse=20, phase="b")
+    sim.report_now()
+    r = c.report(CLOUD_DPS)
+    assert (num(r[118]), num(r[119]), num(r[1]), num(r[23])) == (300, 20, 300, 20)
+    sim.reset_energy()
+    sim.report_now()
+    r = c.report(CLOUD_DPS)
+    assert num(r[1]) == num(r[118]) == 0 and 12 not in r
+
+
+def test_spm01_counters_are_dp1_and_dp2(make):
+    sim, c = make(layout="spm01", energy_auto=False)
+    sim.set_counts(forward=100, reverse=40)
+    sim.glitch(2, 0)
+    sim.report_now()
+    r = c.report({1, 2})
+    assert (num(r[1]), num(r[2])) == (100, 0) and 23 not in r
+    assert sim.energy_counts() == {1: 100, 2: 40}

@@ -21,6 +21,7 @@ def refresh(mcu, payload):
 
 def clear_energy(mcu, payload):
     mcu.link.send(tuya.SET_DP, encode_dp(12, T_BOOL, 1))
+    mcu.meter.counters.cleared()  # the drop to 0 that follows is a new cycle, published at once
     return "energy counters cleared"
 
 

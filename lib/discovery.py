@@ -65,7 +65,7 @@ def sensor_keys(layout, user=(), shape=0):
             # factor always (the layout's, the meter's own or derived)
             if key not in out and (j == 5 or j < 3 or shape & (T.X_PHASE << k)):
                 out.append(key)
-    return out
+    return out + list(T.DAY_KEYS)  # today, yesterday, month of the energy totals
 
 
 def entities(layout, user=(), shape=0):
@@ -99,7 +99,7 @@ def entities(layout, user=(), shape=0):
                 if sc:
                     c["state_class"] = sc
                 # as many decimals as the meter's count has: 231.7 V, 5.002 A, 12.34 kWh
-                c["suggested_display_precision"] = r[4] if r is not None else _decimals(key)
+                c["suggested_display_precision"] = r[4] if r is not None else 2 if key in T.DAY_KEYS else _decimals(key)
         if key in DIAGNOSTIC or key[:-1] in DIAGNOSTIC_PHASE:
             c["entity_category"] = "diagnostic"
         yield comp, key, c

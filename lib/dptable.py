@@ -99,6 +99,12 @@ X_ALL = const(2044)
 # 1, 2, 6, 9, 12 for it): announced on a single-phase meter only once seen
 SPM01_MAYBE = (19, 29, 32, 50, 101)
 
+# Today, yesterday and this month of the energy totals (lib/days.py, from the counters at
+# local midnight), at 0.01 kWh like the counters
+DAY_KEYS = ("energy_forward_today", "energy_reverse_today", "energy_forward_yesterday",
+            "energy_reverse_yesterday", "energy_forward_month", "energy_reverse_month")
+ENERGY_KEYS = ("energy_forward", "energy_reverse")  # the totals they come from
+
 # Per-phase power factor where neither the layout nor the raw phase DP has one:
 # P / (V * I), marked derived.
 DERIVED = ("power_factor_a", "power_factor_b", "power_factor_c")
@@ -227,6 +233,8 @@ def unit_of(key, layout, user=()):
         return r[5]
     if key == "report_interval":
         return "s"
+    if key in DAY_KEYS:
+        return "kWh"
     if len(key) > 2 and key[-2] == "_" and key[-1] in "abc":
         for f in PHASE_FIELDS:
             if key[:-1] == f[0]:

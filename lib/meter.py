@@ -1,7 +1,9 @@
 # The meter's state: every DP seen, kept as the raw bytes the MCU sent, and the
 # readings derived from them through the DP table (and the owner's dps map), formatted
 # exactly from integer counts. Which layout applies is layout.py's to say, what
-# contradicts physics plausible.py's.
+# contradicts physics plausible.py's. Energy counters show what counters.py believes
+# (never a bogus drop), and today/yesterday/month come from days.py once the firmware
+# gives the meter one (meter.days).
 try:
     from micropython import const
 except ImportError:
@@ -13,6 +15,8 @@ from binascii import hexlify
 
 import dptable as T
 import layout as L
+import counters
+from counters import Counters
 import plausible
 import spm02
 from tuya import T_VALUE, T_BOOL, TYPE_NAMES, dp_value
@@ -20,6 +24,7 @@ from ticks import diff as ticks_diff
 
 
 PHASES = ("a", "b", "c")
+POWERS = ("power_a", "power_b", "power_c")
 RAW_PHASE = T.RAW_PHASE
 
 
@@ -55,6 +60,14 @@ class Meter:
         self.bad_records = 0
         # What discovery announces depends on: the layout | dptable's X_* extras
         self.shape = T.V2
+        # Every DP that is an energy counter in some layout: the rule runs on each, and the
+        # readings of the layout in force show what it believes (DP 109 is current_c on v2)
+        ids = []
+        for r in self.user + T.ROWS:
+            if r[5] == "kWh" and r[3] == T_VALUE and r[0] not in ids:
+                ids.append(r[0])
+        self.counters = Counters(ids)
+        self.days = None  # days.Days, fed by the firmware's clock
         if self.setting != "auto":
             self.layout = T.layout_code(self.setting)
             self._why = L.WHY_FORCED << 16
@@ -87,7 +100,7 @@ class Meter:
                 j += 1
             d.t = now
             if j == n:
-                return False
+                return self._count(d)  # the same count again is a report too
         else:
             d = Dp(dpid, dptype, n)
             d.t = now
@@ -101,7 +114,19 @@ class Meter:
             e = spm02.phase_encoding(raw)
             if e:
                 self.neg_encoding = e
+        self._count(d)
         return True
+
+    def _count(self, d):
+        # an energy counter's report through the rule: True when what is shown changed
+        i = self.counters.slot(d.id)
+        if i < 0 or d.type != T_VALUE or d.n != 4:
+            return False
+        r = self.row(d.id)
+        if self.counters.report(i, d.value(), r is not None and r[5] == "kWh"):
+            self.seq += 1
+            return True
+        return False
 
     def product(self, key):
         self.product_key = key
@@ -200,6 +225,16 @@ class Meter:
                 ids.append(None)
         return out, ids
 
+    def phase_power(self, k):
+        """Phase k's active power in W as phase_counts has it, or None; allocates nothing
+        (the power history samples it at every report)."""
+        r = self.row_for_key(POWERS[k])
+        d = self.dps.get(r[0]) if r is not None else None
+        if d is not None and d.type == T_VALUE:
+            return d.value()
+        raw = L.raw_phase(self.dps, k, self.user)
+        return spm02.phase_field(raw.raw, raw.n, 2) if raw is not None else None
+
     def iter_readings(self):
         """(key, value, decimals, dpids) one by one: decimals is None for a plain JSON value,
         else value is an integer count. dpids names the DPs the reading came from."""
@@ -215,6 +250,10 @@ class Meter:
             if d is None:
                 continue
             v = d.value()
+            if unit == "kWh" and d.type == T_VALUE:
+                v = self.counters.believed(self.counters.slot(dpid))
+                if v is None:
+                    continue
             if flags & T.F_FAULTS:
                 bits = v if isinstance(v, int) else 0
                 if bits < 0:  # sent as a signed value: the bitmap is its 32 bits
@@ -261,6 +300,20 @@ class Meter:
                         yield ("report_interval", ri, 0, (dpid,))
         if al:
             yield ("alarms", al, None, (17, 18))
+        dy = self.days
+        if dy is not None:
+            f = self.mono(0)
+            r = self.mono(1)
+            for j in range(6):
+                v = dy.value(j, f, r)
+                if v is not None:
+                    yield (T.DAY_KEYS[j], v, 2, (self.dpid_for_key(T.ENERGY_KEYS[j & 1]),))
+
+    def mono(self, k):
+        """energy_forward (k 0) or energy_reverse (1) as a count that never goes down
+        (counters.py), or None before the meter's first report since boot."""
+        dpid = self.dpid_for_key(T.ENERGY_KEYS[k])
+        return None if dpid is None else self.counters.mono(self.counters.slot(dpid))
 
     def readings(self):
         """[(key, value, decimals, dpids)]: decimals is None for a plain JSON value,
@@ -313,8 +366,17 @@ class Meter:
         return "".join(self.state_parts())
 
     def warnings(self):
-        """Readings that contradict physics, naming the DPs involved."""
-        return plausible.warnings(self)
+        """Readings that contradict physics, naming the DPs involved, and energy counters
+        that went down and are held."""
+        out = plausible.warnings(self)
+        c = self.counters
+        for i in range(len(c.ids)):
+            r = self.row(c.ids[i]) if c.held[i] else None
+            if r is not None and r[5] == "kWh":
+                out.append("%s (DP %d) went down from %s to %s kWh: held until %d reports in a row "
+                           "confirm a new cycle" % (r[2], r[0], spm02.fmt(c.value[i], r[4]),
+                                                    spm02.fmt(c.low[i], r[4]), counters.HOLD))
+        return out
 
     # --- every DP seen -------------------------------------------------------
 

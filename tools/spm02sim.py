@@ -22,6 +22,13 @@ DPs at all). `value_dps=False` drops the per-phase value DPs. `push=False`: the 
 reports on its own, only when asked (0x08). `dp18_interval` puts record 0x08 (seconds) in
 DP 18 (default: 30 for spm01). `extra_dps` {dpid: (type, value)} go out in every report.
 
+Energy counters (DP 1, DP 23 or DP 2 on an SPM01, the cloud layout's per-phase 109..128) are
+integrated from the simulated power, or, with `energy_auto=False`, move only when a test
+says so: `set_counts(forward=, reverse=, phase=)` and `add_counts(...)` in counts of 0.01 kWh
+(the totals are the sum of the phases), `reset_energy()` (the meter starts a new cycle on
+its own), `glitch(dp, value=0, times=1)` (the next reports send a bogus value for one DP,
+as some meters do after power-up), `energy_counts()` (the real counters, glitches aside).
+
 Choices worth knowing (the reference leaves them open):
 - Current is reported as a magnitude and the sign lives in the power (and power factor):
   an exporting phase has I > 0, pf < 0, P < 0. A test may still pin a negative current.
@@ -284,7 +291,7 @@ class Simulator:
                  dps_per_frame=1, noise=0.0, product_key=None, export_phase="c",
                  ask_time=True, ask_network=False, host="127.0.0.1", export_period=120.0,
                  energy_scale=1.0, report_cmd=0x07, device_id="vow25010001", raw_format="8",
-                 value_dps=None, push=True, dp18_interval=None, extra_dps=None):
+                 value_dps=None, push=True, dp18_interval=None, extra_dps=None, energy_auto=True):
         if layout not in SCALED:
             raise ValueError("layout must be 'v2', 'cloud' or 'spm01'")
         if raw_format not in RAW_FORMATS:
@@ -308,6 +315,8 @@ class Simulator:
         self.export_phase = export_phase
         self.export_period = export_period   # s; the export phase exports in the second half
         self.energy_scale = energy_scale     # >1 makes the energy counters move faster
+        self.energy_auto = bool(energy_auto)  # False: the counters move only when told
+        self._glitch = {}                    # dpid -> [bogus value, reports left]
         self.ask_time, self.ask_network = ask_time, ask_network
         self.report_cmd = report_cmd         # 0x07, or 0x22 (report that wants a 0x23 ack)
         self.device_id = device_id
@@ -425,6 +434,38 @@ class Simulator:
                 if v is not None:
                     self._pins[ph][k] = float(v)
 
+    def set_counts(self, forward=None, reverse=None, phase=None):
+        """Set the energy counters, in counts of 0.01 kWh: a phase's, or the totals (put on
+        phase A, the other phases to 0). Call report_now() to send them."""
+        with self._lock:
+            for ph in self.phases if phase is None else (self._phase(phase),):
+                for wh, v in ((self._wh_f, forward), (self._wh_r, reverse)):
+                    if v is not None:
+                        wh[ph] = float(v * 10) if ph == self.phases[0] or phase is not None else 0.0
+
+    def add_counts(self, forward=0, reverse=0, phase="a"):
+        """Advance the counters of a phase by known amounts (counts of 0.01 kWh)."""
+        ph = self._phase(phase)
+        with self._lock:
+            self._wh_f[ph] += forward * 10
+            self._wh_r[ph] += reverse * 10
+
+    def reset_energy(self):
+        """The meter starts a new cycle on its own (no DP 12 from the module): all 0."""
+        with self._lock:
+            for ph in PHASES:
+                self._wh_f[ph] = self._wh_r[ph] = 0.0
+
+    def glitch(self, dp, value=0, times=1):
+        """The next `times` reports carrying DP dp send `value` instead of the counter."""
+        with self._lock:
+            self._glitch[dp] = [value, times]
+
+    def energy_counts(self):
+        """{dpid: count} of the real energy counters (what a glitch hides)."""
+        with self._lock:
+            return self._energy_values()
+
     def release_phase(self, phase=None):
         """Undo set_phase for one phase (or all): readings drift again."""
         with self._lock:
@@ -523,6 +564,8 @@ class Simulator:
         # The power last measured is taken to have held since then.
         hours = (now - self._t_last) / 3600.0 * self.energy_scale
         self._t_last = now
+        if not self.energy_auto:
+            return
         for ph in self.phases:
             p = self._p_prev[ph]
             if p > 0:
@@ -662,6 +705,12 @@ class Simulator:
 
     def _report(self, values):
         """Send {dpid: value} as report frames, dps_per_frame records each, back to back."""
+        for dp, g in list(self._glitch.items()):
+            if dp in values:
+                values[dp] = g[0]
+                g[1] -= 1
+                if g[1] <= 0:
+                    del self._glitch[dp]
         recs = [self._encode(dp, v) for dp, v in values.items()]
         n = self.dps_per_frame
         out = b"".join(self._frame_bytes(self.report_cmd, b"".join(recs[i:i + n]))

@@ -1,0 +1,26 @@
+# Writing a file so that a crash or a power cut at any moment leaves the old file or the new
+# one, never half of one: the config (portal.py) and the energy file (store.py).
+import errno
+import os
+
+
+def write_atomic(path, parts, rename=None, remove=None):
+    """Write path via path.tmp and a rename. parts: text or bytes, or an iterable of them
+    written one after the other (nothing is joined in memory)."""
+    rename = rename or os.rename
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        for p in (parts,) if isinstance(parts, (str, bytes)) else parts:
+            f.write(p.encode() if isinstance(p, str) else p)
+        f.flush()
+    try:
+        rename(tmp, path)
+    except OSError as e:
+        if e.args[0] != errno.EEXIST:
+            raise
+        # FAT will not rename over a file; littlefs (the ESP32 default) does. The readers
+        # recover the complete .tmp if we die between these two calls.
+        (remove or os.remove)(path)
+        rename(tmp, path)
+    if hasattr(os, "sync"):
+        os.sync()

@@ -1,0 +1,327 @@
+"""End to end, the energy a Home Assistant owner can trust: the firmware's main.py in the
+MicroPython unix port against the simulator (counters a test moves, glitches and resets) and
+a real Mosquitto, all on 127.0.0.1. Local midnight is put a few seconds away with time.tz
+(a fixed offset), never by faking the clock. Every process a test starts, it stops."""
+import json
+import os
+import random
+import signal
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from harness import Firmware, Mosquitto, MqttWatch, wait_until
+from spm02sim import Simulator
+
+STATE = "spm02/state"
+DAY_KEYS = ("energy_forward_today", "energy_reverse_today", "energy_forward_yesterday",
+            "energy_reverse_yesterday", "energy_forward_month", "energy_reverse_month")
+
+
+def zone_with_midnight_in(seconds):
+    """(a POSIX TZ string whose local midnight comes `seconds` from now, that midnight's unix
+    time, its offset east of UTC in seconds)."""
+    t = int(time.time()) + seconds
+    east = -t % 86400
+    return "XMT-%d:%02d:%02d" % (east // 3600, east // 60 % 60, east % 60), t, east
+
+
+def local_date(t, east):
+    return (datetime.fromtimestamp(t, timezone.utc) + timedelta(seconds=east)).date()
+
+
+@pytest.fixture(scope="module")
+def broker():
+    b = Mosquitto().start()
+    yield b
+    b.stop()
+
+
+class Rig:
+    def __init__(self, broker=None, layout="v2", midnight_in=43200, fw=None, **simargs):
+        simargs.setdefault("interval", 3600)  # reports when asked (report_now, the module's 0x08)
+        self.sim = Simulator(layout=layout, port=0, seed=3, energy_auto=False, **simargs).start()
+        self.tz, self.midnight, self.east = zone_with_midnight_in(midnight_in)
+        self.fw = Firmware(self.sim.port, broker.port if broker else None, time={"tz": self.tz}, **(fw or {}))
+        self.watch = MqttWatch(broker.port, (STATE,)) if broker else None
+
+    def start(self):
+        self.fw.start()
+        return self
+
+    def stop(self):
+        for x in (self.watch, self.fw, self.sim):
+            if x is not None:
+                try:
+                    x.stop()
+                except Exception:
+                    pass
+
+    def state(self):
+        return self.fw.state()
+
+    def values(self):
+        return self.fw.state()["values"]
+
+    def report(self):
+        """A full report, and wait until the firmware took all of it (and ticked)."""
+        before = self.state()["mcu"]["frames_rx"]
+        n = len(self.sim.report_dps())
+        self.sim.report_now()
+        wait_until(lambda: self.state()["mcu"]["frames_rx"] >= before + n, 5, what="the report taken")
+        time.sleep(1.2)  # the energy clock ticks once a second
+
+    def wait_values(self, what, **want):
+        def ok():
+            v = self.values()
+            return all(v.get(k) == x for k, x in want.items()) and v
+        try:
+            return wait_until(ok, 10, 0.1, what)
+        except TimeoutError:
+            v = self.values()
+            raise AssertionError("%s: %r\n%s" % (what, {k: v.get(k) for k in want}, self.fw.log()[-2000:]))
+
+    def published(self, key):
+        """Every value of key in every B/state message this firmware sent so far (not what
+        the broker kept from an earlier test)."""
+        with self.watch.lock:
+            msgs = [json.loads(p) for t, p, retained in self.watch.messages if t == STATE and p and not retained]
+        return [m[key] for m in msgs if key in m]
+
+
+@pytest.fixture
+def rig(broker):
+    r = Rig(broker)
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def test_a_bogus_zero_is_never_published(rig):
+    sim = rig.sim
+    sim.set_counts(forward=2400000, reverse=100)  # 24,000 kWh
+    rig.start()
+    rig.wait_values("first report", energy_forward=24000.0, energy_reverse=1.0)
+    wait_until(lambda: 24000.0 in rig.published("energy_forward"), 10, what="B/state")
+    sim.glitch(1, 0)
+    rig.report()
+    st = rig.state()
+    assert st["values"]["energy_forward"] == 24000.0
+    assert st["values"]["warnings"] == ["energy_forward (DP 1) went down from 24000.00 to 0.00 kWh: "
+                                        "held until 3 reports in a row confirm a new cycle"]
+    assert [d["value"] for d in st["dps"] if d["id"] == 1] == [0]  # the raw view
+    status, body = rig.fw.request("GET", "/metrics")
+    assert b"spm02_energy_forward_joules_total 86400000000\n" in body
+    wait_until(lambda: any("DP 1" in w for w in json.loads(rig.watch.get(STATE))["warnings"]), 10,
+               what="the held drop's warning on MQTT")
+    rig.report()  # the counter again: the warning goes
+    rig.wait_values("let go", energy_forward=24000.0, warnings=[])
+    time.sleep(0.5)
+    assert set(rig.published("energy_forward")) == {24000.0}  # every message, never the 0
+
+
+def test_a_drop_confirmed_by_three_reports_is_published(rig):
+    sim = rig.sim
+    sim.set_counts(forward=500000, reverse=100)
+    rig.start()
+    rig.wait_values("first report", energy_forward=5000.0)
+    sim.reset_energy()  # the meter started a new cycle on its own
+    for n in (1, 2):
+        rig.report()
+        assert rig.values()["energy_forward"] == 5000.0, n
+        assert rig.values()["warnings"][0].startswith("energy_forward (DP 1) went down")
+    assert 0 not in rig.published("energy_forward")
+    rig.report()
+    rig.wait_values("the new cycle", energy_forward=0, energy_reverse=0, warnings=[])
+    wait_until(lambda: rig.published("energy_forward")[-1:] == [0], 10, what="0 on MQTT")
+    vals = rig.published("energy_forward")
+    assert vals[:vals.index(0)] == [5000.0] * vals.index(0) and set(vals[vals.index(0):]) == {0}
+
+
+def test_our_clear_energy_publishes_zero_at_once_and_today_stays_right(rig):
+    sim = rig.sim
+    sim.set_counts(forward=100000, reverse=5000)
+    rig.start()
+    rig.wait_values("first report", energy_forward=1000.0, energy_forward_today=0)
+    sim.add_counts(forward=200, reverse=3)
+    rig.report()
+    rig.wait_values("today", energy_forward_today=2.0, energy_reverse_today=0.03)
+    rig.watch.publish("spm02/cmd/clear_energy", "PRESS")  # over MQTT, as Home Assistant's button
+    # the meter's echo of the clear is the one report: 0 at once, and today is still today
+    rig.wait_values("cleared", energy_forward=0, energy_reverse=0, energy_forward_today=2.0,
+                    energy_reverse_today=0.03, warnings=[])
+    wait_until(lambda: rig.published("energy_forward")[-1:] == [0], 10, what="0 on MQTT")
+    sim.add_counts(forward=30, reverse=1)
+    rig.report()
+    v = rig.wait_values("after the clear", energy_forward=0.3, energy_forward_today=2.3, energy_reverse_today=0.04)
+    assert v["energy_forward_month"] == 2.3 and v["energy_forward_yesterday"] == 0
+    assert rig.state()["energy"]["date"] == str(local_date(time.time(), rig.east))
+
+
+def test_today_yesterday_and_month_across_local_midnight(broker):
+    r = Rig(broker, midnight_in=20)
+    try:
+        sim = r.sim
+        sim.set_counts(forward=100000, reverse=5000)
+        r.start()
+        r.wait_values("first report", energy_forward=1000.0, energy_forward_today=0)
+        assert time.time() < r.midnight - 8, "the firmware took too long to start"
+        before = local_date(r.midnight - 1, r.east)
+        assert r.state()["energy"]["date"] == str(before)
+        sim.add_counts(forward=123, reverse=4)
+        r.report()
+        r.wait_values("before midnight", energy_forward_today=1.23, energy_reverse_today=0.04,
+                      energy_forward_month=1.23, energy_forward_yesterday=0)
+        mark = sim.mark()
+        wait_until(lambda: time.time() > r.midnight + 1, 30, what="midnight")
+        after = local_date(r.midnight + 1, r.east)
+        assert after == before + timedelta(days=1)
+        same_month = before.month == after.month
+        v = r.wait_values("after midnight", energy_forward_today=0, energy_reverse_today=0,
+                          energy_forward_yesterday=1.23, energy_reverse_yesterday=0.04,
+                          energy_forward_month=1.23 if same_month else 0)
+        assert [c for c, _ in sim.received[mark:] if c == 0x08], "no query before midnight"
+        wait_until(lambda: json.loads(r.watch.get(STATE)).get("energy_forward_today") == 0, 10,
+                   what="the day change on MQTT")
+        assert json.loads(r.watch.get(STATE))["energy_forward_yesterday"] == 1.23
+        assert r.state()["energy"]["date"] == str(after)
+        sim.add_counts(forward=50)
+        r.report()
+        r.wait_values("the new day", energy_forward_today=0.5,
+                      energy_forward_month=1.73 if same_month else 0.5)
+        st = r.state()["energy"]
+        assert st["writes"] >= 2 and st["error"] is None  # the day that ended, and the file
+        assert os.path.getsize(os.path.join(r.fw.dir, "energy.days")) == 366 * 16
+        status, body = r.fw.request("GET", "/api/history")
+        daily = json.loads(body)["daily"]
+        assert daily == [{"date": str(before), "forward": 1.23, "reverse": 0.04},
+                         {"date": str(after), "forward": 0.5, "reverse": 0.0}]
+        assert v["energy_forward"] == 1001.23
+    finally:
+        r.stop()
+
+
+def test_kill_at_any_moment_loses_none_of_todays_energy(broker):
+    r = Rig(broker)
+    try:
+        sim = r.sim
+        sim.set_counts(forward=100000, reverse=5000)
+        r.start()
+        r.wait_values("first report", energy_forward_today=0)
+        sim.add_counts(forward=400, reverse=2)
+        r.report()
+        # a fresh start is saved within a minute (not in the rush of connecting)
+        wait_until(lambda: r.state()["energy"]["writes"] >= 1, 75, 0.5, "the first save")
+        assert os.path.exists(os.path.join(r.fw.dir, "energy.dat"))
+        sim.add_counts(forward=100)
+        r.report()
+        r.wait_values("today", energy_forward_today=5.0)
+        time.sleep(random.uniform(0, 1.5))
+        os.kill(r.fw.pid(), signal.SIGKILL)  # a power cut: no save before it
+        r.fw.stop()
+        sim.add_counts(forward=7)  # the meter counted on meanwhile (it has its own supply here)
+        sim.glitch(1, 0)  # and its first report after the module's power-up is a bogus 0
+        r.fw.start()
+        wait_until(lambda: r.values().get("energy_reverse") is not None, 10, what="a report")
+        v = r.values()
+        # held against the count saved before the kill; neither it nor the 0 is shown (Home
+        # Assistant saw 1005.00 since), and so no day keys either
+        assert "energy_forward" not in v and "energy_forward_today" not in v
+        assert v["warnings"] == ["energy_forward (DP 1) went down from 1004.00 to 0.00 kWh: "
+                                 "held until 3 reports in a row confirm a new cycle"]
+        assert v["energy_reverse"] == 50.02 and v["energy_reverse_today"] == 0.02
+        r.report()
+        r.wait_values("after the restart", energy_forward=1005.07, energy_forward_today=5.07, warnings=[])
+        vals = r.published("energy_forward")
+        assert vals == sorted(vals) and vals[-1] == 1005.07  # never down: no new cycle for HA
+        assert r.state()["energy"]["file_state"] == "restored"
+    finally:
+        r.stop()
+
+
+def test_a_corrupt_file_is_a_warning_and_a_fresh_start():
+    r = Rig(None)
+    try:
+        with open(os.path.join(r.fw.dir, "energy.dat"), "wb") as f:
+            f.write(b"SPE1" + bytes(range(256)) * 8)
+        r.sim.set_counts(forward=1000)
+        r.start()
+        st = r.state()
+        w = [x for x in st["device"]["config_warnings"] if "energy.dat" in x]
+        assert len(w) == 1 and w[0].endswith("; today, yesterday and month start afresh"), w
+        assert "energy.dat" in st["energy"]["file_state"]
+        r.wait_values("a fresh start", energy_forward=10.0, energy_forward_today=0)
+        assert "energy.dat" in r.fw.log()  # logged too
+    finally:
+        r.stop()
+
+
+def test_history_after_reports():
+    r = Rig(None)
+    try:
+        sim = r.sim
+        for ph, v, i, pf in (("a", 230.0, 5.0, 0.9), ("b", 231.0, 2.0, 1.0), ("c", 229.0, 4.0, -0.8)):
+            sim.set_phase(ph, voltage=v, current=i, pf=pf)
+        r.start()
+        r.wait_values("first report", energy_forward_today=0)
+        r.report()
+        truth = sim.truth()
+        status, body = r.fw.request("GET", "/api/history")
+        assert status == 200
+        h = json.loads(body)
+        p = h["power"]
+        now = int(time.time())
+        assert p["step_s"] == 300 and p["end"] == now // 300 * 300 or p["end"] == now // 300 * 300 - 300
+        assert [len(p[k]) for k in ("a", "b", "c", "total")] == [288] * 4
+        last = [p[k][-1] for k in "abc"]
+        assert last == [truth["power_a"], truth["power_b"], truth["power_c"]] == [1035, 462, -733]
+        assert p["total"][-1] == sum(last) and p["a"][:-2] == [None] * 286
+        assert h["daily"] == [{"date": str(local_date(now, r.east)), "forward": 0.0, "reverse": 0.0}]
+    finally:
+        r.stop()
+
+
+def test_single_phase_history_and_days():
+    r = Rig(None, layout="spm01")
+    try:
+        r.sim.set_phase("a", voltage=230.0, current=3.0, pf=-0.5)  # exporting: 345 W out
+        r.sim.set_counts(forward=700, reverse=30)
+        r.start()
+        r.wait_values("first report", energy_forward_today=0, energy_reverse_today=0)
+        r.sim.add_counts(forward=2, reverse=1)
+        r.report()
+        r.wait_values("today", energy_forward_today=0.02, energy_reverse_today=0.01)
+        p = json.loads(r.fw.request("GET", "/api/history")[1])["power"]
+        assert sorted(p) == ["a", "end", "step_s", "total"] and p["a"][-1] == -345 == p["total"][-1]
+    finally:
+        r.stop()
+
+
+def test_home_assistant_gets_the_day_sensors(broker):
+    r = Rig(broker)
+    try:
+        w = MqttWatch(broker.port, ("homeassistant/#",))
+
+        def config(key):
+            # one device-based message, or (before it) a config per entity
+            d = w.get("homeassistant/device/spm02/config")
+            if d:
+                return json.loads(d)["cmps"].get(key)
+            c = w.get("homeassistant/sensor/spm02/%s/config" % key)
+            return dict(json.loads(c), p="sensor") if c else None
+        try:
+            r.start()
+            wait_until(lambda: all(config(k) for k in DAY_KEYS), 10, what="the day sensors")
+            for key in DAY_KEYS:
+                c = config(key)
+                assert (c["p"], c["unit_of_measurement"], c["device_class"], c["state_class"],
+                        c["suggested_display_precision"]) == ("sensor", "kWh", "energy", "total_increasing", 2), key
+                assert c["value_template"] == "{{ value_json.get('%s') }}" % key
+        finally:
+            w.stop()
+        wait_until(lambda: "energy_forward_month" in json.loads(r.watch.get(STATE) or b"{}"), 10,
+                   what="the day keys on MQTT")
+    finally:
+        r.stop()
