@@ -7,6 +7,7 @@ import time
 import tuya
 from tuya import encode, encode_dp, T_RAW, T_VALUE, T_BITMAP, T_STRING, T_BOOL
 from mcu import Mcu
+import report
 
 N = 10000
 
@@ -108,14 +109,14 @@ def main():
         payload = m.meter.state_json().encode()
     out["cpu_us_per_report_cycle"] = time.ticks_diff(time.ticks_us(), t0) // cycles
     out["state_json_bytes"] = len(payload)
-    out["dps_json_bytes"] = len(m.meter.dps_json(0))
+    out["dps_json_bytes"] = len(report.dps_json(m.meter, 0))
     # The largest single buffer or string the firmware builds (MicroPython does not
     # report allocations by size): the decoder's frame buffer, one piece of B/state (it is
     # published piece by piece), one DP's JSON, one piece of the discovery message.
     import discovery
     import dptable
     cands = [(len(m.dec.buf), "decoder frame buffer"), (max(len(p) for p in m.meter.state_parts()), "one piece of B/state")]
-    cands.append((max(len(p) for p in m.meter.dps_parts(0)), "one DP of /api/state"))
+    cands.append((max(len(p) for p in report.dps_parts(m.meter, 0)), "one DP of /api/state"))
     for comp, oid, conf in discovery.entities(dptable.CLOUD):
         c = discovery.component(comp, oid, conf, "spm02", "spm02")
         cands.append((len(json.dumps(c)), "one component of the discovery message"))

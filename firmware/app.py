@@ -1,11 +1,9 @@
 # The firmware: one asyncio loop with the MCU link, MQTT and HTTP sharing one Mcu
 # (the sans-IO core that holds the meter's state).
 import gc
-import json
 import time
 
 import asyncio
-from micropython import const
 
 from mcu import Mcu
 from firmware import board, log
@@ -16,7 +14,6 @@ from firmware.http import Http
 from firmware.keeper import Keeper
 
 VERSION = "0.1.0"
-PROVE_UP_MS = const(180000)  # an OTA install whose MCU stays silent proves itself by this uptime
 
 
 class App:
@@ -129,69 +126,13 @@ class App:
         if name == "restart":
             self.restart_soon()
 
-    def ota_status(self):
-        s = dict(self.ota) if self.ota else {"id": "factory", "slot": "factory"}
-        s["update"] = self.ota_update
-        return s
-
     async def _prove(self):
-        """An OTA install not yet proven: once the loop runs (this task does), HTTP has
-        answered a request, and the MCU answers or the firmware has been up PROVE_UP_MS,
-        note it in the pointer (one write). Until then each boot counts (main.py). Not
-        while an update is being received: it switches the pointer itself."""
-        while not (self.http.served and not self.http.updating and
-                   (self.mcu.link.online or time.ticks_diff(time.ticks_ms(), self.started) >= PROVE_UP_MS)):
-            await asyncio.sleep(1)
-        try:
-            with borrow("otaboot") as otaboot:
-                p = otaboot.prove(self.ota)
-                otaboot.store(self.data_dir, p)
-            self.ota = p
-            log.info("ota: %s proven healthy", p["id"])
-        except Exception as e:
-            log.error("ota: cannot note %s as healthy: %r", self.ota["id"], e)
+        with borrow("firmware.probation") as probation:  # only until the install is proven
+            await probation.run(self)
 
     def beat(self, name):
         if self.health is not None:
             self.health.beat(name)
-
-    def mcu_status(self):
-        now = time.ticks_ms()
-        st = self.mcu.status(now)
-        st["uart_connected"] = self.link.connected
-        return st
-
-    def state_parts(self):
-        """/api/state as pieces of JSON text, written one by one to the socket."""
-        now = time.ticks_ms()
-        m = self.mcu.meter
-        yield '{"values":'
-        for part in m.state_parts():
-            yield part
-        yield ',"derived":'
-        yield json.dumps(m.derived_keys())
-        yield ',"dps":'
-        for part in m.dps_parts(now):
-            yield part
-        yield ',"mcu":'
-        yield json.dumps(self.mcu_status())
-        yield ',"mqtt":'
-        yield json.dumps(self.mqtt.status())
-        yield ',"energy":'
-        yield json.dumps(self.keeper.status())
-        gc.collect()  # so mem_free says what is really free (and leaks show)
-        yield ',"wifi":'
-        yield json.dumps(self.wifi.status() if self.wifi is not None else {"setup_reason": self.setup_reason})
-        if self.health is not None:
-            yield ',"health":'
-            yield json.dumps(self.health.status())
-        yield ',"device":'
-        yield json.dumps({"name": self.cfg["name"], "version": VERSION, "runtime": board.runtime(),
-                          "uptime_s": time.ticks_diff(now, self.started) // 1000,
-                          "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": self.config_warnings,
-                          "http": self.http.status(), "ota": self.ota_status(), "log": log.recent(),
-                          "syslog": self.syslog.status() if self.syslog else None})
-        yield "}"
 
     async def run(self):
         for w in self.config_warnings:
@@ -199,7 +140,7 @@ class App:
         asyncio.create_task(self.http.run())
         asyncio.create_task(self.keeper.run())
         if self.syslog is not None:
-            asyncio.create_task(self._syslog())
+            asyncio.create_task(self.syslog.run(self))
         if self.ota is not None and not self.ota["proven"]:
             asyncio.create_task(self._prove())
         tasks = {}
@@ -221,29 +162,10 @@ class App:
             gc.collect()
 
 
-    async def _syslog(self):
-        """Resolve the remote log's address once the network is up (getaddrinfo blocks: once,
-        like MQTT's), send what was logged before, then every line as it is logged."""
-        s = self.syslog
-        while True:
-            if self.wifi is None or self.wifi.connected:
-                if s.resolve():
-                    break
-                log.warn("syslog: cannot resolve %s: %s; again in 60 s", s.host, s.error)
-                await asyncio.sleep(60)
-            else:
-                await asyncio.sleep(1)
-        for line in log.recent():  # kept at log.level already
-            t, level, msg = (line.split(" ", 2) + ["", ""])[:3]
-            s.send(level, msg)
-        log.configure(self.cfg["log"]["level"], s.send)
-        log.info("syslog: sending to %s:%d", s.host, s.port)
-
-
 def _load_config(path):
     # A missing, corrupt or half-written config gives the defaults and setup mode. In a
     # function of its own, so that nothing keeps the portal's code once it returns.
-    with borrow("firmware.portal", "firmware.config", "firmware.syslog", "firmware.files", "tz") as portal:
+    with borrow("firmware.portal", "firmware.config", "firmware.syslog", "firmware.files", "tz", "units") as portal:
         return portal.load_config(path)
 
 

@@ -114,7 +114,8 @@ ENTRY = ("key", "type", "decimals", "unit")
 def _dps(given, warnings):
     """The owner's DP map as rows of the DP table (dptable.ROWS' shape), in DP order. A bad
     entry is dropped with a warning naming it; the rest are kept."""
-    from dptable import ANY, known_unit, DAY_KEYS
+    from dptable import ANY, DAY_KEYS
+    from units import known_unit
     from tuya import TYPE_NAMES
     if not isinstance(given, dict):
         warnings.append('dps: must be an object like {"111": {"key": "power", "type": "value"}}; ignored')

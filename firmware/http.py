@@ -6,7 +6,6 @@
 # (asyncio's own server accepts everything): at most MAX_CONN clients, plus one more
 # for a moment when a new client pushes out the oldest idle one. Beyond that clients
 # wait in a short listen backlog. Listener + 5 clients + MQTT + DNS/NTP stay under 10.
-import json
 import socket
 import time
 
@@ -27,10 +26,16 @@ REQUEST_MS = const(5000)  # the whole request (head and body) must arrive within
 SEND_MS = const(10000)
 CHUNK = const(512)
 
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
-           414: "URI Too Long", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
-           503: "Service Unavailable"}
+# "status reason" lines: one string, not a dict of strings (less heap from .mpy)
+REASONS = ("\n200 OK\n400 Bad Request\n401 Unauthorized\n403 Forbidden\n404 Not Found\n"
+           "405 Method Not Allowed\n408 Request Timeout\n409 Conflict\n413 Payload Too Large\n"
+           "414 URI Too Long\n431 Request Header Fields Too Large\n500 Internal Server Error\n"
+           "503 Service Unavailable\n")
+
+
+def reason(status):
+    i = REASONS.find("\n%d " % status)
+    return REASONS[i + 5:REASONS.find("\n", i + 1)] if i >= 0 else ""
 OTA = "/api/ota"  # POST: an update, streamed to flash by firmware/ota.py (no MAX_BODY)
 
 
@@ -120,23 +125,6 @@ class Http:
             self._free.clear()
             await self._free.wait()
 
-    def url(self):
-        """The status page's address ("" while not known), for Home Assistant's device page."""
-        host = self.cfg["host"]
-        sta = self.app.wifi.sta if self.app.wifi is not None else None
-        if sta is not None:
-            try:
-                host = sta.ifconfig()[0]
-            except Exception:
-                pass
-        if host in ("0.0.0.0", ""):
-            return ""
-        port = self.cfg["port"]
-        return "http://%s/" % host if port == 80 else "http://%s:%d/" % (host, port)
-
-    def status(self):
-        return {"active": self.active, "served": self.served, "rejected": self.rejected}
-
     async def _conn(self, r, w):
         me = asyncio.current_task()
         try:
@@ -179,7 +167,7 @@ class Http:
     async def _reply_error(self, w, status, msg):
         try:
             await asyncio.wait_for_ms(
-                self._send(w, status, "text/plain", (msg or REASONS.get(status, "")) + "\n"), 1000)
+                self._send(w, status, "text/plain", (msg or reason(status)) + "\n"), 1000)
         except BaseException:
             pass
 
@@ -240,40 +228,41 @@ class Http:
         if self.restarting:
             return await self._send(w, 503, "text/plain", "restarting\n")
         path = path.split("?", 1)[0]
-        if path.startswith("/setup") and self.app.setup_mode():
-            return await self._setup(w, method, path, headers, body)
-        if path.startswith("/api/cmd/"):
-            if method != "POST":
-                return await self._send(w, 405, "application/json", '{"ok":false,"error":"use POST"}',
-                                        "Allow: POST\r\n")
-            if not self._authorized(headers):
-                return await self._send(w, 401, "application/json", '{"ok":false,"error":"password required"}',
-                                        'WWW-Authenticate: Basic realm="spm02"\r\n')
-            return await self._command(w, path[9:], body)
-        if method != "GET":
-            return await self._send(w, 405, "text/plain", "use GET\n", "Allow: GET\r\n")
-        if path == "/":
+        if method == "GET" and path == "/":
             return await self._page(w)
-        if path == "/api/state":
-            return await self._state(w)
-        if path == "/metrics":
+        if method == "GET" and path == "/api/state":  # the page polls it
+            self._head(w, 200, "application/json")
+            with borrow("firmware.status", "report", "reasons") as status:
+                for part in status.parts(self.app):
+                    w.write(part)
+                    await w.drain()
+            return
+        if method == "GET" and path == "/metrics":
             return await self._metrics(w)
-        if path == "/api/history":
-            return await self._history(w)
-        await self._send(w, 404, "text/plain", "not found\n")
+        if method == "GET" and path == "/api/history":
+            self._head(w, 200, "application/json")
+            with borrow("firmware.history_api") as h:
+                for part in h.parts(self.app.keeper):
+                    w.write(part)
+                    await w.drain()
+            return
+        with borrow("firmware.routes") as routes:  # the rest: loaded only while used
+            await routes.route(self, w, method, path, headers, body)
 
-    async def _setup(self, w, method, path, headers, body):
+    async def _metrics(self, w):
+        self._head(w, 200, "text/plain; version=0.0.4; charset=utf-8")
         app = self.app
-        with borrow("firmware.portal", "firmware.config", "firmware.files", "tz") as portal:
-            wlan = None
-            if app.wifi is not None:
-                wlan = app.wifi.net.WLAN(app.wifi.net.STA_IF)
-            p = portal.Portal(app.cfg, app.config_path, wlan, app.restart, self._authorized,
-                              page_path=self.page_path[:self.page_path.rfind("/") + 1] + "setup.html")
-            r = p.handle(method, path, headers, body)
-        if r is None:
-            return await self._send(w, 404, "text/plain", "not found\n")
-        await self._send(w, r[0], r[1], r[2], r[3])
+        with borrow("report", "reasons") as report:
+            st = report.mcu_status(app.mcu, time.ticks_ms())
+        st["uart_connected"] = app.link.connected
+        n = 0
+        with borrow("metrics", "units") as metrics:
+            for line in metrics.lines(app.mcu.meter, st, app.mqtt.connected):
+                w.write(line)
+                n += 1
+                if n % 16 == 0:
+                    await w.drain()
+        await w.drain()
 
     def _authorized(self, headers):
         pw = self.cfg["password"]
@@ -289,47 +278,6 @@ class Http:
             return False
         return user_pw.partition(":")[2] == pw
 
-    async def _command(self, w, name, body):
-        try:
-            with borrow("commands") as commands:
-                msg = commands.run(self.app.mcu, name, body)
-        except KeyError:
-            return await self._send(w, 404, "application/json",
-                                    json.dumps({"ok": False, "error": "unknown command %s" % name}))
-        except ValueError as e:
-            return await self._send(w, 400, "application/json", json.dumps({"ok": False, "error": str(e)}))
-        except Exception as e:  # a bug, not the client's fault: say so, keep serving
-            log.error("http: cmd %s failed: %r", name, e)
-            return await self._send(w, 500, "application/json", json.dumps({"ok": False, "error": repr(e)}))
-        log.info("http: cmd %s: %s", name, msg)
-        await self._send(w, 200, "application/json", json.dumps({"ok": True, "message": msg}))
-        self.app.command_done(name)
-
-    async def _state(self, w):
-        self._head(w, 200, "application/json")
-        for part in self.app.state_parts():
-            w.write(part)
-            await w.drain()
-
-    async def _metrics(self, w):
-        self._head(w, 200, "text/plain; version=0.0.4; charset=utf-8")
-        app = self.app
-        n = 0
-        with borrow("metrics") as metrics:
-            for line in metrics.lines(app.mcu.meter, app.mcu_status(), app.mqtt.connected):
-                w.write(line)
-                n += 1
-                if n % 16 == 0:
-                    await w.drain()
-        await w.drain()
-
-    async def _history(self, w):
-        self._head(w, 200, "application/json")
-        with borrow("firmware.history_api") as h:
-            for part in h.parts(self.app.keeper):
-                w.write(part)
-                await w.drain()
-
     async def _page(self, w):
         self._head(w, 200, "text/html; charset=utf-8")
         buf = bytearray(CHUNK)
@@ -343,7 +291,7 @@ class Http:
 
     def _head(self, w, status, ctype, extra=""):
         w.write("HTTP/1.0 %d %s\r\nContent-Type: %s\r\nCache-Control: no-store\r\n%sConnection: close\r\n\r\n"
-                % (status, REASONS.get(status, ""), ctype, extra))
+                % (status, reason(status), ctype, extra))
 
     async def _send(self, w, status, ctype, body, extra=""):
         if isinstance(body, str):

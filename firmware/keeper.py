@@ -89,7 +89,3 @@ class Keeper(Energy):
         """Before a restart: save what changed since the last save."""
         if self.unsaved():
             self._store(0, board.unix_time())
-
-    def status(self):
-        return {"tz": self.tz, "date": self.date(), "file": self.path, "file_state": self.note,
-                "writes": self.writes, "error": self.error}

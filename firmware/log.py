@@ -23,13 +23,29 @@ def _keep(line):
         _full = True
 
 
+def lines():
+    """The kept lines, oldest first, one at a time: only a line's worth of heap at once
+    (copying the whole ring to split it took five times its size)."""
+    first = _full  # the oldest may have lost its start
+    cur = b""
+    for a, b in ((_pos, RING), (0, _pos)) if _full else ((0, _pos),):
+        i = a
+        while i < b:
+            j = i
+            while j < b and _ring[j] != 10:
+                j += 1
+            cur += _ring[i:j]
+            if j < b:  # the line ends here
+                if cur and not first:
+                    yield cur.decode("utf-8", "ignore")
+                first = False
+                cur = b""
+            i = j + 1
+
+
 def recent():
-    """The kept lines, oldest first (the oldest may have lost its start)."""
-    data = bytes(_ring[_pos:] + _ring[:_pos]) if _full else bytes(_ring[:_pos])
-    lines = data.decode("utf-8", "ignore").split("\n") if data else []
-    if _full and lines:
-        lines = lines[1:]  # cut by the ring
-    return [x for x in lines if x]
+    """The kept lines, oldest first, as a list."""
+    return list(lines())
 
 
 LEVELS = "DIWE"

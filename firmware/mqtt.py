@@ -17,7 +17,6 @@ BURST_MS = const(30)     # a report burst is over when the UART was quiet this l
 POLL_MS = const(20)
 BACKOFF_MAX = const(60)
 LEGACY_MS = const(1000)  # retained configs of earlier versions arrive within this after subscribing
-LEGACY_MAX = const(80)   # more than any version announced
 
 
 class _Sock:
@@ -89,13 +88,6 @@ class Mqtt:
         self._topic_cmd = (self.base + "/cmd/").encode()
         self._topic_ha = (self.prefix + "/status").encode()
         self._topic_disc = (self.prefix + "/").encode()
-
-    def status(self):
-        return {"enabled": bool(self.cfg["host"]), "connected": self.connected,
-                "host": self.cfg["host"], "port": self.cfg["port"], "base_topic": self.base,
-                "publishes": self.publishes, "connects": self.connects,
-                "commands_ok": self.commands_ok, "commands_bad": self.commands_bad,
-                "last_error": self.last_error}
 
     async def run(self):
         if not self.cfg["host"]:
@@ -172,11 +164,11 @@ class Mqtt:
                     if time.ticks_diff(now, subscribed) < LEGACY_MS:
                         await asyncio.sleep_ms(POLL_MS)
                         continue
-                    await self._discovery(m)
+                    await self._announce(m)
                 self._seq = m.seq
                 self.publish_state()
             elif self._disc_due and self._disc_shape is not None:
-                await self._discovery(m)
+                await self._announce(m)
             self.app.beat("mqtt")
             if time.ticks_diff(now, last_ping) > KEEPALIVE_S * 500:
                 c.ping()
@@ -214,39 +206,9 @@ class Mqtt:
         for p in parts():
             sock.write(p)
 
-    async def _discovery(self, m):
-        """The device-based discovery message: every entity of the meter's shape, those of
-        another layout or shape (phases a single-phase meter does not have) as removals.
-        Then the per-entity configs of earlier versions are cleared."""
-        self._disc_due = False
-        app = self.app
-        with borrow("discovery") as discovery:
-            args = (m.layout, m.user, m.shape, self.node, self.base, app.cfg["name"], app.version,
-                    app.http.url())
-            self.publish_parts("%s/device/%s/config" % (self.prefix, self.node),
-                               lambda: discovery.device_parts(*args), True)
-        self._disc_shape = m.shape
-        legacy = self._legacy
-        if legacy is not None:
-            for topic in legacy:
-                self.client.publish(topic, b"", True)
-                await asyncio.sleep_ms(0)  # let the UART tasks run between publishes
-            if legacy:
-                log.info("mqtt: %d per-entity configs of an earlier version migrated and cleared", len(legacy))
-            self._legacy = None
-            if hasattr(self.client, "unsubscribe"):  # umqtt.simple 1.7 has it, 1.3.4 not: then ignored
-                self.client.unsubscribe(self.prefix + "/+/" + self.node + "/+/config")
-        log.info("mqtt: discovery sent")
-
-    def _old_config(self, topic, msg):
-        """A per-entity config an earlier version left: tell Home Assistant it moves to the
-        device message (so the entity and its history stay), clear it after that message."""
-        parts = topic.split("/")
-        if len(parts) != 5 or parts[1] == "device" or not msg or bytes(msg[:12]) == b'{"migrate_di':
-            return  # ours: the device message, our migration notes and clears coming back
-        if self._legacy is not None and topic not in self._legacy and len(self._legacy) < LEGACY_MAX:
-            self._legacy.append(topic)
-            self.client.publish(topic, b'{"migrate_discovery": true}', True)
+    async def _announce(self, m):
+        with borrow("firmware.announce", "discovery", "units") as announce:  # only while it runs
+            await announce.send(self, m)
 
     def _message(self, topic, msg):
         topic = bytes(topic)
@@ -256,7 +218,8 @@ class Mqtt:
             return
         if self._legacy is not None and topic.startswith(self._topic_disc):
             try:
-                self._old_config(topic.decode(), msg)
+                with borrow("firmware.announce") as announce:
+                    announce.old_config(self, topic.decode(), msg)
             except Exception as e:  # a topic that is not UTF-8: not one of ours
                 log.warn("mqtt: discovery topic ignored: %r", e)
             return

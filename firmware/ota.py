@@ -27,7 +27,7 @@ from firmware.borrow import borrow
 
 MAGIC = b"SPM02OTA"
 PREFIX = const(12)          # magic + header length
-MAX_HEADER = const(4096)
+MAX_HEADER = const(8192)
 MAX_BUNDLE = const(524288)  # 512 KiB; the flash's free space is checked too
 MAX_FILES = const(64)
 CHUNK = const(512)

@@ -71,3 +71,23 @@ class Syslog:
     def status(self):
         return {"target": "%s:%d" % (self.host, self.port), "ready": self.sock is not None,
                 "sent": self.sent, "dropped": self.dropped, "error": self.error}
+
+    async def run(self, app):
+        """Resolve the remote log's address once the network is up (getaddrinfo blocks: once,
+        like MQTT's), send what was logged before, then every line as it is logged."""
+        import asyncio  # here: the config check imports this module on CPython too
+        from firmware import log
+        s = self
+        while True:
+            if app.wifi is None or app.wifi.connected:
+                if s.resolve():
+                    break
+                log.warn("syslog: cannot resolve %s: %s; again in 60 s", s.host, s.error)
+                await asyncio.sleep(60)
+            else:
+                await asyncio.sleep(1)
+        for line in log.lines():  # kept at log.level already
+            t, level, msg = (line.split(" ", 2) + ["", ""])[:3]
+            s.send(level, msg)
+        log.configure(app.cfg["log"]["level"], s.send)
+        log.info("syslog: sending to %s:%d", s.host, s.port)

@@ -23,3 +23,13 @@ def test_debug_lines_not_kept():
     log.info("kept one")
     log.log("D", "not this one")
     assert log.recent()[-1].endswith("kept one")
+
+
+def test_lines_match_the_ring_bytes_across_its_wrap():
+    # whatever the ring's position, lines() gives exactly the whole lines the ring holds
+    for k in range(7):
+        log.info("wrap %d %s", k, "x" * (37 + 11 * k))
+        data = bytes(log._ring[log._pos:] + log._ring[:log._pos]) if log._full else bytes(log._ring[:log._pos])
+        want = [x for x in data.decode().split("\n")[1 if log._full else 0:] if x]
+        assert log.recent() == want, (k, log._pos)
+        assert list(log.lines()) == want

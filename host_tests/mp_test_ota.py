@@ -184,7 +184,7 @@ def test_refused_bundles(d):
     refused(d, data, "sizes: the header adds up to %d bytes, the body has %d" % (len(data), len(data) + 3),
             length=len(data) + 3)  # a body with more than the header lists
     refused(d, b"NOTOURS!" + data[8:], "not an SPM02 firmware bundle")
-    refused(d, data[:8] + b"\x00\x00\x10\x01" + data[12:], "header: 4097 bytes")
+    refused(d, data[:8] + b"\x00\x00\x20\x01" + data[12:], "header: 8193 bytes, at most 8192")
     hlen = len(header(FILES))
     refused(d, data[:12] + b"x" * hlen + data[12 + hlen:], "header: not JSON lines")
     refused(d, b"", "no bundle", length=0)

@@ -11,6 +11,7 @@ from mcu import Mcu
 from meter import Meter
 from test_meter import feed, raw_phase, v2_report, cloud_report
 from tuya import encode_dp, T_RAW, T_VALUE, T_BITMAP, T_BOOL
+import report
 
 PORTABLE = True
 
@@ -283,7 +284,7 @@ def test_user_rows_extend_and_are_no_cloud_evidence():
     v = m.values()
     assert v["leakage_current"] == 0.025
     assert m.unit_of("leakage_current") == "A"
-    d = [x for x in m.dp_list(0) if x["id"] == 113][0]
+    d = [x for x in report.dp_list(m, 0) if x["id"] == 113][0]
     assert d["key"] == "leakage_current" and d["scaled"] == 0.025 and d["unit"] == "A"
 
 

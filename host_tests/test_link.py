@@ -5,6 +5,7 @@ import link as L
 import tuya
 from tuya import encode, encode_dp
 from mcu import Mcu, EV_CHANGED
+import report
 
 PORTABLE = True
 
@@ -231,7 +232,7 @@ def test_mcu_feed_end_to_end():
     assert m.feed(30, encode(0x07, encode_dp(102, 2, 2317), 3)) & EV_CHANGED == 0
     v = m.meter.values()
     assert v["voltage_a"] == 231.7 and v["power"] == -40
-    st = m.status(5030)
+    st = report.mcu_status(m, 5030)
     assert st["online"] and st["product_key"] == "kxdr6su0c55p7bbo" and st["mcu_version"] == "2.1"
     assert st["layout"] == "v2" and st["frames_rx"] == 4 and st["last_report_s"] == 5
     assert st["errors"]["checksum"] == 0
@@ -300,5 +301,5 @@ def test_no_poll_while_offline_or_when_off():
 
 def test_poll_counted_in_status():
     m = Mcu(poll_s=7)
-    st = m.status(0)
+    st = report.mcu_status(m, 0)
     assert st["polls"] == 0 and st["poll_s"] == 7

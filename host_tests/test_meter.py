@@ -1,9 +1,11 @@
 # DP table, decoders and the state store. Runs under pytest and in the MicroPython unix port.
 from portable import hexb
 import dptable
+import units
 import spm02
 from meter import Meter
 from tuya import encode_dp, T_RAW, T_VALUE, T_BOOL, T_STRING, T_BITMAP
+import report
 
 PORTABLE = True
 
@@ -94,7 +96,7 @@ def test_table_has_one_row_per_dp_per_layout():
         ids = [r[0] for r in dptable.each(lay)]
         assert len(ids) == len(set(ids)), dptable.LAYOUTS[lay]
     for r in dptable.ROWS:
-        assert dptable.known_unit(r[5]) is not None
+        assert units.known_unit(r[5]) is not None
 
 
 def test_v2_report_values():
@@ -215,7 +217,7 @@ def test_negative_raw_phase_offset_encoding_seen():
 def test_every_dp_listed_mapped_or_not():
     m = Meter()
     feed(m, [(102, T_VALUE, 2314), (200, T_VALUE, 42), (17, T_RAW, hexb("01 01 00 3C"))], now=0)
-    lst = m.dp_list(5000)
+    lst = report.dp_list(m, 5000)
     ids = [d["id"] for d in lst]
     assert ids == [17, 102, 200]
     d200 = lst[2]
@@ -224,7 +226,7 @@ def test_every_dp_listed_mapped_or_not():
     assert lst[0]["type"] == "raw" and lst[0]["value"] == "0101003c"
     assert "scaled" not in d200 and "unit" not in d200
     feed(m, [(29, T_VALUE, -40)])
-    p = [d for d in m.dp_list(0) if d["id"] == 29][0]
+    p = [d for d in report.dp_list(m, 0) if d["id"] == 29][0]
     assert p["scaled"] == -40 and p["unit"] == "W"
 
 
@@ -232,7 +234,7 @@ def test_dps_json_exact():
     import json
     m = Meter()
     feed(m, [(50, T_VALUE, 94), (102, T_VALUE, 2314)])
-    text = m.dps_json(0)
+    text = report.dps_json(m, 0)
     assert '"scaled": 0.94,' in text and '"scaled": 231.4,' in text
     got = json.loads(text)
     assert [d["id"] for d in got] == [50, 102] and got[0]["scaled"] == 0.94

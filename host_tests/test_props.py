@@ -10,6 +10,7 @@ import tuya
 from mcu import Mcu
 from meter import Meter
 from tuya import Decoder, encode, encode_dp, dp_records, dp_value
+import report
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -347,7 +348,7 @@ def test_state_json_is_values(dps, layout):
         buf += bytes((dpid, t, 0, len(raw))) + raw
     m.dps_in(buf, 0, len(buf), 0)
     assert json.loads(m.state_json()) == m.values()
-    json.dumps(m.dp_list(0))
+    json.dumps(report.dp_list(m, 0))
     assert m.layout_name() in ("v2", "cloud")
 
 

@@ -8,6 +8,7 @@ import layout as L
 import spm02
 from meter import Meter
 from tuya import encode_dp, T_RAW, T_VALUE
+import report
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -72,7 +73,7 @@ def test_any_dps_give_a_layout_and_valid_state(dps, setting):
     assert isinstance(state["warnings"], list) if dps else state == {}
     if m.layout == T.SPM01:
         assert not [k for k in state if k.endswith(("_b", "_c"))]
-    json.loads(m.dps_json(0))
+    json.loads(report.dps_json(m, 0))
 
 
 phase_st = st.tuples(st.integers(1800, 2600), st.integers(0, 60000), st.integers(-14000, 14000))

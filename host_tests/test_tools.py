@@ -185,7 +185,7 @@ def test_ota_dry_run_builds_the_bundle():
     assert data[:8] == b"SPM02OTA"
     (n,) = struct.unpack(">I", data[8:12])
     head = data[12:12 + n]
-    assert n <= 4096 and hashlib.sha256(head).hexdigest()[:12] == ident
+    assert n <= 8192 and hashlib.sha256(head).hexdigest()[:12] == ident
     lines = [json.loads(x) for x in head.decode().splitlines()]  # JSON lines
     h, files = lines[0], lines[1:]
     app = open(os.path.join(ROOT, "firmware", "app.py")).read()

@@ -4,6 +4,7 @@
 import json
 
 import dptable as T
+from units import classes
 from tuya import T_BOOL, T_VALUE
 
 # Diagnostic entities: about the link and electrical detail, not the readings people watch
@@ -91,7 +92,7 @@ def entities(layout, user=(), shape=0):
             c["value_template"] = "{{ value_json.get('%s') }}" % key
             unit = T.unit_of(key, layout, user)
             if typ == T_VALUE and unit is not None:
-                dc, sc, _ = T.classes(key, unit)
+                dc, sc, _ = classes(key, unit)
                 if unit:
                     c["unit_of_measurement"] = unit
                 if dc:
@@ -188,8 +189,10 @@ def device_parts(layout, user, shape, node, base, name, version, url):
             sep2 = ',"'
         yield "}"
         sep = ',"'
-    for comp, oid in all_object_ids(user):
-        if oid not in ours:
-            yield '%s%s":{"p":"%s"}' % (sep, oid, comp)
-            sep = ',"'
+    for lay in (T.V2, T.CLOUD, T.SPM01):  # all_object_ids(), without a list of them all
+        for comp, oid, _ in entities(lay, user, T.X_ALL):
+            if oid not in ours:
+                ours.append(oid)
+                yield '%s%s":{"p":"%s"}' % (sep, oid, comp)
+                sep = ',"'
     yield "}}"

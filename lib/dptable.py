@@ -139,38 +139,6 @@ ALARMS = (
 # Product keys seen for this family: only a hint, the DPs decide. (key, layout)
 PRODUCT_HINTS = (("kxdr6su0c55p7bbo", V2),)
 
-# (unit, Home Assistant device_class, state_class, Prometheus unit suffix in base units;
-# kWh go to Prometheus as joules). "" is a power factor only for power_factor keys.
-UNITS = (
-    ("V", "voltage", "measurement", "volts"),
-    ("A", "current", "measurement", "amperes"),
-    ("W", "power", "measurement", "watts"),
-    ("var", "reactive_power", "measurement", "voltamperes_reactive"),
-    ("VA", "apparent_power", "measurement", "voltamperes"),
-    ("kWh", "energy", "total_increasing", "joules"),
-    ("Hz", "frequency", "measurement", "hertz"),
-    ("", "power_factor", "measurement", "ratio"),
-    ("%", None, "measurement", "percent"),
-    ("s", None, None, "seconds"),
-)
-NO_CLASS = (None, "measurement", "")  # unitless readings and units the table does not know
-
-
-def known_unit(unit):
-    for u in UNITS:
-        if u[0] == unit:
-            return u
-    return None
-
-
-def classes(key, unit):
-    """(device_class, state_class, Prometheus suffix) of a reading."""
-    if unit == "" and not key.startswith("power_factor"):
-        return NO_CLASS
-    u = known_unit(unit)
-    return u[1:] if u else NO_CLASS
-
-
 def alarm(dpid, rid):
     """(DP, record id, name, min, max) of an alarm record the table knows, or None."""
     for a in ALARMS:

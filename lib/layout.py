@@ -1,5 +1,5 @@
 # Which DP layout a meter speaks, decided from what it sends: the evidence in the DPs
-# seen (ranked), the product key as a hint, and the reason in words. The DP ids it looks
+# seen (ranked) and the product key as a hint (lib/reasons.py puts the why in words). The DP ids it looks
 # at come from the table (dptable.ROWS): a new layout's rows are new evidence.
 #
 # Evidence runs on every changed report, so it allocates nothing: it walks tuples of DP
@@ -179,33 +179,3 @@ def choose(old, why, product_key):
         if h is not None:
             return WHY_HINT << 16 | h
     return why if why else old
-
-
-def reason(why, product_key=None, user_n=0):
-    kind = why >> 16
-    d = why & 0xFFFF
-    if kind == WHY_HIGH:
-        s = "DP %d seen: only the cloud layout has DPs %d..%d" % (d & 0xFF, CLOUD_SPAN[0], CLOUD_SPAN[-1])
-    elif kind == WHY_ONLY:
-        s = "DP %d seen: only the %s layout has it" % (d & 0xFF, T.LAYOUTS[d >> 8])
-    elif kind == WHY_MATCH:
-        ids = PHASE_IDS[d >> 4]
-        k = d & 15
-        s = "DP %d, %d, %d equal the voltage, current and power inside raw DP %d" % (
-            ids[3 * k], ids[3 * k + 1], ids[3 * k + 2], RAW_A + k)
-    elif kind == WHY_SINGLE:
-        ids = PHASE_IDS[SPM01]
-        s = "only %s seen for the phases, DP %d present: single-phase" % (
-            ("raw DP %d" % RAW_A, "DPs %d..%d" % (ids[0], ids[2]),
-             "raw DP %d and DPs %d..%d" % (RAW_A, ids[0], ids[2]))[d - 1], ONLY[SPM01][0])
-    elif kind == WHY_THREE:
-        s = "DP %d seen: more than one phase, nothing more yet" % d
-    elif kind == WHY_HINT:
-        s = "product key %s (a hint until the DPs confirm it)" % product_key
-    elif kind == WHY_FORCED:
-        s = "forced by config"
-    else:
-        s = "default: no evidence yet"
-    if user_n:
-        s += " (with %d DP%s from the config's dps map)" % (user_n, "" if user_n == 1 else "s")
-    return s

@@ -9,7 +9,6 @@ except ImportError:
 from tuya import Decoder
 from link import Link, EV_DPS, EV_PRODUCT
 from meter import Meter
-from ticks import diff as ticks_diff
 
 EV_CHANGED = const(64)  # a reading changed
 
@@ -41,30 +40,3 @@ class Mcu:
     def poll(self, now):
         """The next frame to write, or None."""
         return self.link.poll(now)
-
-    def status(self, now):
-        """The link state, for /api/state and the page."""
-        link = self.link
-        m = self.meter
-        e = self.dec.errors()
-        e["bad_records"] = m.bad_records
-        e["timeouts"] = link.timeouts
-        e["unknown_cmds"] = link.unknown
-        return {
-            "online": link.online,
-            "product_key": link.product_key,
-            "mcu_version": link.mcu_version,
-            "layout": m.layout_name(),
-            "layout_setting": m.setting,
-            "layout_reason": m.layout_reason,
-            "neg_encoding": m.neg_encoding,
-            "frames_rx": self.dec.frames,
-            "frames_tx": link.tx,
-            "retries": link.retries,
-            "reboots": link.reboots,
-            "polls": link.polls,
-            "poll_s": link.poll_ms // 1000,
-            "errors": e,
-            "last_report_s": None if self.last_report is None
-            else ticks_diff(now, self.last_report) // 1000,
-        }

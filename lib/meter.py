@@ -19,8 +19,7 @@ import counters
 from counters import Counters
 import plausible
 import spm02
-from tuya import T_VALUE, T_BOOL, TYPE_NAMES, dp_value
-from ticks import diff as ticks_diff
+from tuya import T_VALUE, T_BOOL, dp_value
 
 
 PHASES = ("a", "b", "c")
@@ -161,12 +160,14 @@ class Meter:
 
     def evidence(self):
         """(layout, reason) from the DPs themselves, or None."""
+        from reasons import reason
         why = L.evidence(self.dps, self.user)
-        return (L.layout_of(why), L.reason(why)) if why else None
+        return (L.layout_of(why), reason(why)) if why else None
 
     @property
     def layout_reason(self):
-        return L.reason(self._why, self.product_key, len(self.user))
+        from reasons import reason  # the firmware borrows it (report.py): loaded only then
+        return reason(self._why, self.product_key, len(self.user))
 
     def layout_name(self):
         return T.LAYOUTS[self.layout]
@@ -377,38 +378,6 @@ class Meter:
                            "confirm a new cycle" % (r[2], r[0], spm02.fmt(c.value[i], r[4]),
                                                     spm02.fmt(c.low[i], r[4]), counters.HOLD))
         return out
-
-    # --- every DP seen -------------------------------------------------------
-
-    def dp_list(self, now):
-        """[{id, type, hex, value, key, age_s[, scaled, unit]}] of every DP the meter sent,
-        mapped or not (for tools and tests: the device writes dps_parts)."""
-        return json.loads(self.dps_json(now))
-
-    def dps_parts(self, now):
-        """dp_list as pieces of JSON text: "[", one object per DP, "]"."""
-        sep = "["
-        for dpid in sorted(self.dps):
-            d = self.dps[dpid]
-            r = self.row(dpid)
-            v = d.value()
-            if isinstance(v, int):
-                val = "%d" % v
-            elif isinstance(v, str):
-                val = json.dumps(v)
-            else:
-                val = '"%s"' % d.hex()
-            extra = ""
-            if r and isinstance(v, int) and d.type == T_VALUE:
-                extra = ', "scaled": %s, "unit": %s' % (spm02.fmt(v, r[4]), json.dumps(r[5]))
-            yield '%s{"id": %d, "type": "%s", "hex": "%s", "value": %s, "key": %s, "age_s": %d%s}' % (
-                sep, dpid, TYPE_NAMES[d.type] if d.type < 6 else d.type, d.hex(), val,
-                '"%s"' % r[2] if r else "null", ticks_diff(now, d.t) // 1000, extra)
-            sep = ", "
-        yield "]" if sep == ", " else "[]"
-
-    def dps_json(self, now):
-        return "".join(self.dps_parts(now))
 
 
 def _num(count, dec):

@@ -2,7 +2,7 @@
 # dps map) through the meter's readings: base units (volts, amperes, watts, voltamperes,
 # joules, hertz, ratios), one family per reading, per-phase readings with a phase label.
 # A reading in a unit the table does not know gets a family without a unit suffix.
-import dptable as T
+from units import classes
 import spm02
 
 PREFIX = "spm02_"
@@ -15,7 +15,7 @@ def _family(key, unit):
     if len(key) > 2 and key[-2] == "_" and key[-1] in "abc":
         phase = key[-1]
         name = "phase_" + key[:-2]
-    suffix = T.classes(key, unit)[2]
+    suffix = classes(key, unit)[2]
     typ = "counter" if unit == "kWh" else "gauge"
     if suffix == "percent":
         suffix = "ratio"
@@ -38,10 +38,14 @@ def lines(meter, mcu_status=None, mqtt_connected=None):
     """The exposition text, line by line."""
     fams = {}
     order = []
-    vals = {}
+    bits = faults = None
     for key, v, dec, _ in meter.iter_readings():
-        vals[key] = v
-        if dec is None or key == "faults_raw":
+        if key == "faults_raw":
+            bits = v
+            continue
+        if key == "faults":
+            faults = v
+        if dec is None:
             continue
         unit = meter.unit_of(key)
         if unit is None:
@@ -60,11 +64,11 @@ def lines(meter, mcu_status=None, mqtt_connected=None):
                 yield '%s{phase="%s"} %s\n' % (fam, phase, text)
             else:
                 yield "%s %s\n" % (fam, text)
-    if "faults_raw" in vals:
+    if bits is not None:
         yield "# HELP spm02_faults_bitmap SPM02 fault bitmap (DP 9) as sent\n# TYPE spm02_faults_bitmap gauge\n"
-        yield "spm02_faults_bitmap %d\n" % vals["faults_raw"]
+        yield "spm02_faults_bitmap %d\n" % bits
         yield "# HELP spm02_fault_active SPM02 faults now active\n# TYPE spm02_fault_active gauge\n"
-        for name in vals.get("faults", ()):
+        for name in faults or ():
             yield 'spm02_fault_active{fault="%s"} 1\n' % name
     yield "# HELP spm02_plausibility_warnings Readings that contradict physics (wrong layout?)\n"
     yield "# TYPE spm02_plausibility_warnings gauge\nspm02_plausibility_warnings %d\n" % len(meter.warnings())

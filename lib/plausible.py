@@ -47,8 +47,9 @@ def warnings(m):
         if why >> 16 == L.WHY_THREE and m.layout != T.SPM01:
             lay = None  # "more than one phase" contradicts only the single-phase layout
         if lay is not None and lay != m.layout:
+            from reasons import reason  # (a config mistake: it may stay loaded then)
             out.append("layout forced to %s but the DPs say %s: %s"
-                       % (m.setting, T.LAYOUTS[lay], L.reason(why)))
+                       % (m.setting, T.LAYOUTS[lay], reason(why)))
     return out
 
 

@@ -26,7 +26,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAGIC = b"SPM02OTA"
-MAX_HEADER = 4096
+MAX_HEADER = 8192  # the device streams it to a file: a bound, not a buffer
 MAX_BUNDLE = 512 * 1024
 
 
