@@ -35,7 +35,19 @@ def _value(count, dec, unit):
 
 
 def lines(meter, mcu_status=None, mqtt_connected=None):
-    """The exposition text, line by line."""
+    """The exposition text, line by line. In parts: each function's code is a piece of
+    heap of its own, and smaller pieces fit a fragmented heap."""
+    yield from _readings(meter)
+    yield "# HELP spm02_plausibility_warnings Readings that contradict physics (wrong layout?)\n"
+    yield "# TYPE spm02_plausibility_warnings gauge\nspm02_plausibility_warnings %d\n" % len(meter.warnings())
+    if mcu_status is not None:
+        yield from _mcu(mcu_status)
+    if mqtt_connected is not None:
+        yield "# HELP spm02_mqtt_connected 1 while connected to the MQTT broker\n# TYPE spm02_mqtt_connected gauge\n"
+        yield "spm02_mqtt_connected %d\n" % (1 if mqtt_connected else 0)
+
+
+def _readings(meter):
     fams = {}
     order = []
     bits = faults = None
@@ -70,26 +82,22 @@ def lines(meter, mcu_status=None, mqtt_connected=None):
         yield "# HELP spm02_fault_active SPM02 faults now active\n# TYPE spm02_fault_active gauge\n"
         for name in faults or ():
             yield 'spm02_fault_active{fault="%s"} 1\n' % name
-    yield "# HELP spm02_plausibility_warnings Readings that contradict physics (wrong layout?)\n"
-    yield "# TYPE spm02_plausibility_warnings gauge\nspm02_plausibility_warnings %d\n" % len(meter.warnings())
-    if mcu_status is not None:
-        st = mcu_status
-        yield "# HELP spm02_mcu_online 1 while the meter's MCU answers heartbeats\n# TYPE spm02_mcu_online gauge\n"
-        yield "spm02_mcu_online %d\n" % (1 if st["online"] else 0)
-        yield "# HELP spm02_frames_received_total TuyaMCU frames received\n"
-        yield "# TYPE spm02_frames_received_total counter\nspm02_frames_received_total %d\n" % st["frames_rx"]
-        yield "# HELP spm02_frames_sent_total TuyaMCU frames sent\n"
-        yield "# TYPE spm02_frames_sent_total counter\nspm02_frames_sent_total %d\n" % st["frames_tx"]
-        if "polls" in st:
-            yield "# HELP spm02_mcu_polls_total Queries sent because the meter was silent for mcu.poll_s\n"
-            yield "# TYPE spm02_mcu_polls_total counter\nspm02_mcu_polls_total %d\n" % st["polls"]
-        yield "# HELP spm02_link_errors_total TuyaMCU link errors by kind\n# TYPE spm02_link_errors_total counter\n"
-        errs = st["errors"]
-        for k in sorted(errs):
-            yield 'spm02_link_errors_total{kind="%s"} %d\n' % (k, errs[k])
-        if st["last_report_s"] is not None:
-            yield "# HELP spm02_last_report_age_seconds Time since the meter last reported\n"
-            yield "# TYPE spm02_last_report_age_seconds gauge\nspm02_last_report_age_seconds %d\n" % st["last_report_s"]
-    if mqtt_connected is not None:
-        yield "# HELP spm02_mqtt_connected 1 while connected to the MQTT broker\n# TYPE spm02_mqtt_connected gauge\n"
-        yield "spm02_mqtt_connected %d\n" % (1 if mqtt_connected else 0)
+
+
+def _mcu(st):
+    yield "# HELP spm02_mcu_online 1 while the meter's MCU answers heartbeats\n# TYPE spm02_mcu_online gauge\n"
+    yield "spm02_mcu_online %d\n" % (1 if st["online"] else 0)
+    yield "# HELP spm02_frames_received_total TuyaMCU frames received\n"
+    yield "# TYPE spm02_frames_received_total counter\nspm02_frames_received_total %d\n" % st["frames_rx"]
+    yield "# HELP spm02_frames_sent_total TuyaMCU frames sent\n"
+    yield "# TYPE spm02_frames_sent_total counter\nspm02_frames_sent_total %d\n" % st["frames_tx"]
+    if "polls" in st:
+        yield "# HELP spm02_mcu_polls_total Queries sent because the meter was silent for mcu.poll_s\n"
+        yield "# TYPE spm02_mcu_polls_total counter\nspm02_mcu_polls_total %d\n" % st["polls"]
+    yield "# HELP spm02_link_errors_total TuyaMCU link errors by kind\n# TYPE spm02_link_errors_total counter\n"
+    errs = st["errors"]
+    for k in sorted(errs):
+        yield 'spm02_link_errors_total{kind="%s"} %d\n' % (k, errs[k])
+    if st["last_report_s"] is not None:
+        yield "# HELP spm02_last_report_age_seconds Time since the meter last reported\n"
+        yield "# TYPE spm02_last_report_age_seconds gauge\nspm02_last_report_age_seconds %d\n" % st["last_report_s"]
