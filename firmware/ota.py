@@ -7,7 +7,7 @@
 #
 # A bundle (tools/ota.py makes it):
 #   b"SPM02OTA" | header length (4 bytes, big-endian) | header | the files' bytes
-# The header is JSON lines, at most 4 KB: {"format": 1, "version": "0.2.0", "files": 28},
+# The header is JSON lines, at most 8 KB: {"format": 1, "version": "0.2.0", "files": 28},
 # then a line per file, ["firmware/app.mpy", 2900, "<sha256 hex>"], sorted by name, in the
 # order of their bytes, which end the body. Lines, so that the device parses one at a time,
 # from flash. The bundle's id: the first 12 hex digits of the sha256 of the header (which
