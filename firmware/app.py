@@ -1,6 +1,7 @@
 # The firmware: one asyncio loop with the MCU link, MQTT and HTTP sharing one Mcu
 # (the sans-IO core that holds the meter's state).
 import gc
+import os
 import time
 
 import asyncio
@@ -14,6 +15,8 @@ from firmware.http import Http
 from firmware.keeper import Keeper
 
 VERSION = "0.1.0"
+UPDATE_FLAG = "update.mode"  # next to the config: the next boot is in update mode
+UPDATE_MODE_MS = 300000  # an update mode without an update ends in a normal restart
 
 
 class App:
@@ -29,6 +32,12 @@ class App:
         self.data_dir = config_path[:config_path.rfind("/") + 1]  # OTA installs live next to it
         self.ota = ota  # the OTA pointer as main.py decided this boot (lib/otaboot.py); None: factory
         self.ota_update = None  # the last update received: progress, then its result
+        # Update mode: a boot that runs HTTP only, so that its heap has room for an update's
+        # receiver (no_room_for_update). Taken from the flag file, which goes at once: one boot.
+        self.update_mode = _take(self.data_dir + UPDATE_FLAG)
+        # host-only test hook: no room for an update (outside update mode) at its "import"
+        # or while it is "receive"d
+        self.test_no_room = "" if board.ESP32 else os.getenv("SPM02_OTA_NOROOM") or ""
         self.started = time.ticks_ms()
         self.uid = board.unique_id()
         self.node_id = cfg["name"] + ("_" + self.uid if self.uid else "")
@@ -120,6 +129,38 @@ class App:
             self.restart()
         asyncio.create_task(later())
 
+    def no_room_for_update(self, authorized):
+        """The answer when an update's code does not fit the heap as the job has left it (a
+        stock image: code from .mpy lives in the heap). A client with the password gets a
+        restart into update mode, where the heap has room, and sends the bundle again (make
+        ota does). Not for an install still on probation: that boot would count."""
+        no = '{"ok":false,"error":"no memory for an update now"}'
+        if not (authorized and self.cfg["http"]["password"]) or self.update_mode or self.http.restarting \
+                or (self.ota and not self.ota["proven"]):
+            return no
+        try:
+            with open(self.data_dir + UPDATE_FLAG, "w") as f:
+                f.write("1")
+        except OSError as e:
+            log.error("ota: cannot note update mode: %r", e)
+            return no
+        log.warn("ota: no room for the receiver now: restarting into update mode")
+        self.restart_soon()
+        return ('{"ok":false,"error":"no memory for an update now: restarting into update mode, send it again",'
+                '"update_mode":true}')
+
+    async def _update_mode_end(self):
+        ms = UPDATE_MODE_MS
+        if not board.ESP32 and os.getenv("SPM02_UPDATE_MODE_MS"):  # host-only test hook
+            ms = int(os.getenv("SPM02_UPDATE_MODE_MS"))
+        log.warn("update mode: only HTTP runs, for an update; a normal restart in %d s without one", ms // 1000)
+        t0 = time.ticks_ms()
+        while time.ticks_diff(time.ticks_ms(), t0) < ms or self.http.updating:
+            await asyncio.sleep_ms(200)
+        if not self.http.restarting:
+            log.info("update mode: no update came")
+            self.restart()
+
     def command_done(self, name):
         """After a command answered (HTTP) or logged (MQTT): the commands that act on the
         firmware rather than the meter."""
@@ -138,21 +179,26 @@ class App:
         for w in self.config_warnings:
             log.warn("config: %s", w)
         asyncio.create_task(self.http.run())
-        asyncio.create_task(self.keeper.run())
-        if self.syslog is not None:
-            asyncio.create_task(self.syslog.run(self))
-        if self.ota is not None and not self.ota["proven"]:
-            asyncio.create_task(self._prove())
+        normal = not self.update_mode
+        if not normal:
+            asyncio.create_task(self._update_mode_end())
+        else:
+            asyncio.create_task(self.keeper.run())
+            if self.syslog is not None:
+                asyncio.create_task(self.syslog.run(self))
+            if self.ota is not None and not self.ota["proven"]:
+                asyncio.create_task(self._prove())
         tasks = {}
         if self.wifi is not None:
             # Wi-Fi first: the MCU's handshake should hear the real Wi-Fi state
             tasks["wifi"] = asyncio.create_task(self.wifi.run())
             asyncio.create_task(self.led.run())
             asyncio.create_task(self.button.run())
-        mqtt = asyncio.create_task(self.mqtt.run())
-        if self.cfg["mqtt"]["host"]:
-            tasks["mqtt"] = mqtt  # without a broker the task ends at once, and rightly so
-        tasks["uart"] = asyncio.create_task(self.link.run(self.cfg["uart"], self.beat))
+        if normal:
+            mqtt = asyncio.create_task(self.mqtt.run())
+            if self.cfg["mqtt"]["host"]:
+                tasks["mqtt"] = mqtt  # without a broker the task ends at once, and rightly so
+            tasks["uart"] = asyncio.create_task(self.link.run(self.cfg["uart"], self.beat))
         if self.health is not None:
             for name in tasks:
                 self.health.watch(name, tasks[name], self.WATCH_MS[name])
@@ -160,6 +206,15 @@ class App:
         while True:
             await asyncio.sleep(60)
             gc.collect()
+
+
+def _take(path):
+    """Whether the file is there; it is removed."""
+    try:
+        os.remove(path)
+        return True
+    except OSError:
+        return False
 
 
 def _load_config(path):

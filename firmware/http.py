@@ -137,10 +137,13 @@ class Http:
                         break
             if path == OTA and method == "POST":
                 try:
+                    if self.app.test_no_room == "import" and not self.app.update_mode:
+                        raise MemoryError
                     with borrow("firmware.ota") as ota:  # loaded only while an update runs
                         await ota.handle(self, r, w, headers, body)
                 except MemoryError:  # its code did not fit now: nothing was read or changed
-                    await self._send(w, 503, "application/json", '{"ok":false,"error":"no memory for an update now"}')
+                    await self._send(w, 503, "application/json",
+                                     self.app.no_room_for_update(self._authorized(headers)), "Retry-After: 10\r\n")
             else:
                 await asyncio.wait_for_ms(self._route(w, method, path, headers, body), SEND_MS)
             self.served += 1

@@ -223,6 +223,8 @@ def _verify(d, hf, n, mv):
 async def _install(app, body, mv, up):
     data = app.data_dir
     await body.fill(mv[:PREFIX])
+    if app.test_no_room == "receive" and not app.update_mode:
+        raise MemoryError  # the host-only test hook (app.py)
     if bytes(mv[:8]) != MAGIC:
         raise Bad("not an SPM02 firmware bundle (make ota makes them)")
     hlen = int.from_bytes(bytes(mv[8:PREFIX]), "big")
@@ -332,15 +334,20 @@ async def receive(app, r, w, headers, head):
             status, msg = e.status, e.msg
         elif isinstance(e, asyncio.TimeoutError):
             status, msg = 408, "the upload took longer than %d s" % (UPLOAD_MS // 1000)
+        elif isinstance(e, MemoryError):  # the heap as the job has left it
+            status, msg = 500, "no room in the heap for the update now"
         else:
             status, msg = 500, "update failed: %r" % (e,)
         app.ota_update = {"state": "failed", "id": up.get("id"), "error": msg}
         log.warn("ota: update refused, nothing changed: %s", msg)
-        if isinstance(e, Bad) and body.left:
+        room = isinstance(e, MemoryError) and not app.update_mode
+        if (room or isinstance(e, Bad)) and body.left:
             try:  # the client is still sending: read it all, or it may never see the answer
                 await asyncio.wait_for_ms(body.drain(mv), DRAIN_MS)
             except Exception:
                 pass
+        if room:  # the heap as the job has left it: update mode has room (app.py)
+            return 503, app.no_room_for_update(True)
         return status, json.dumps({"ok": False, "error": msg})
     app.ota_update = {"state": "installed", "id": ident, "version": version}
     log.info("ota: %s (version %s) installed and checked; restarting into it", ident, version)

@@ -18,6 +18,7 @@ def mcu(app):
 def ota(app):
     s = dict(app.ota) if app.ota else {"id": "factory", "slot": "factory"}
     s["update"] = app.ota_update
+    s["update_mode"] = app.update_mode
     return s
 
 

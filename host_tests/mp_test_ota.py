@@ -79,10 +79,17 @@ class Writer:
 
 
 class App:
-    def __init__(self, d, p=None):
+    def __init__(self, d, p=None, no_room="", update_mode=False):
         self.data_dir = d
         self.ota = p
         self.ota_update = None
+        self.test_no_room = no_room
+        self.update_mode = update_mode
+        self.asked = 0
+
+    def no_room_for_update(self, authorized):
+        self.asked += authorized
+        return '{"ok":false,"update_mode":true}'
 
 
 def tmpdir():
@@ -291,3 +298,19 @@ def test_the_receiver_picks_the_directory_otaboot_boots(d):
         assert otaboot.slot_ok(d, want, ident)  # where boot looks for it
         assert read(otaboot.slot_dir(d, want) + "/firmware/app.mpy") == FILES[0][1]
         running = otaboot.prove(p)
+
+
+@quiet
+def test_no_room_while_receiving_asks_for_update_mode(d):
+    """A MemoryError while the bundle streams in (the hook stands for one): the rest of the
+    body is read, nothing is switched, and the answer is the app's restart into update mode
+    (503). In update mode (where the hook stays quiet) the bundle goes through."""
+    data, ident = bundle()
+    app = App(d, no_room="receive")
+    st, answer, _ = receive(app, data)
+    assert (st, answer, app.asked) == (503, {"ok": False, "update_mode": True}, 1)
+    assert otaboot.load(d) is None and read(d + "ota/a/id") is None
+    assert app.ota_update["state"] == "failed"
+    app = App(d, no_room="receive", update_mode=True)
+    st, answer, _ = receive(app, data)
+    assert st == 200 and app.asked == 0  # the hook is for outside update mode only

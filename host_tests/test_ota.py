@@ -150,7 +150,8 @@ def test_update_runs_the_new_files_then_the_next_one(rig, copies):
     fw = rig.fw
     st = fw.state()["device"]
     assert st["ota"] == {"id": "factory", "slot": "factory", "prev_slot": "factory", "previous": "factory",
-                         "boots": 0, "proven": True, "rolled_back": None, "error": None, "update": None}
+                         "boots": 0, "proven": True, "rolled_back": None, "error": None, "update": None,
+                         "update_mode": False}
     pid = fw.pid()
     v1 = install(copies["v1"], fw)
     assert fw.pid() != pid and restarts(fw) == 1  # exit 75, started again by make run
@@ -409,5 +410,46 @@ def test_power_cut_in_the_first_boot(copies):
         assert (o["id"], o["boots"], o["proven"]) == (v1, 2, False)
         proven(fw, v1)
         assert json.loads(pointer(fw))["boots"] == 0
+    finally:
+        r.stop()
+
+
+@pytest.mark.parametrize("where", ["import", "receive"])
+def test_no_room_for_the_receiver_restarts_into_update_mode(copies, where):
+    """On a stock image after a long run the receiver may not fit the heap (the host-only
+    hook SPM02_OTA_NOROOM makes its import, or the receiving, fail outside update mode): with
+    the password the device restarts into update mode, which runs HTTP only, make ota sends
+    the bundle again there, and the update runs. Without the password: refused (503 when the
+    code did not even load), nothing restarts.
+    An update mode nobody updates ends in a normal restart (SPM02_UPDATE_MODE_MS: 3 s)."""
+    r = Rig(http={"password": PW}, env={"SPM02_OTA_NOROOM": where, "SPM02_UPDATE_MODE_MS": "3000"})
+    try:
+        fw = r.fw
+        fw.start()
+        wait_until(lambda: fw.state()["mcu"]["online"], 10, 0.2, what="the MCU online")
+        wrong = "Basic " + base64.b64encode(b"admin:wrong").decode()
+        st, answer = post(fw, b"x" * 64, auth=wrong)
+        assert "update_mode" not in answer
+        assert (st, "no memory" in answer["error"]) == ((503, True) if where == "import" else (401, False))
+        time.sleep(1)
+        assert restarts(fw) == 0 and not ota_state(fw)["update_mode"]
+        # the password, but nobody sends the bundle again: update mode, then back to normal
+        st, answer = post(fw, b"x" * 64)
+        assert st == 503 and answer["update_mode"] is True, answer
+        wait_until(lambda: answers(fw) and ota_state(fw)["update_mode"], 10, 0.2, what="update mode")
+        s = fw.state()
+        assert s["mcu"]["frames_rx"] == 0 and not s["mcu"]["uart_connected"]  # HTTP only
+        assert not os.path.exists(os.path.join(fw.dir, "update.mode"))  # one boot only
+        wait_until(lambda: restarts(fw) == 2 and answers(fw) and not ota_state(fw)["update_mode"], 15, 0.2,
+                   what="a normal restart after update mode")
+        wait_until(lambda: fw.state()["mcu"]["online"], 10, 0.2, what="the MCU online again")
+        assert "update mode: no update came" in fw.log()
+        # make ota: refused for room, sent again to the update mode, and it runs
+        v1 = install(copies["v1"], fw)
+        st = fw.state()["device"]
+        assert st["version"] == "0.1.0-ota.1" and st["ota"]["id"] == v1 and not st["ota"]["update_mode"]
+        assert restarts(fw) == 4  # into update mode, then into the new version
+        assert "restarting into update mode" in fw.log()
+        proven(fw, v1)
     finally:
         r.stop()

@@ -95,6 +95,9 @@ class Progress:
         self.tty = out.isatty()
         self.shown = -1
 
+    def restart(self):
+        self.shown = -1
+
     def show(self, done):
         pct = done * 100 // self.total
         if self.tty:
@@ -135,9 +138,37 @@ def _read_body(s, buf):
     return buf
 
 
-def upload(host, port, password, data, progress=None, timeout=30):
-    """POST the bundle; (status, body). Expect: 100-continue lets the device refuse (wrong
-    password, OTA off) before the body is sent."""
+def upload(host, port, password, data, progress=None, timeout=30, log=sys.stderr):
+    """POST the bundle; (status, body). When the device's heap has no room for the
+    receiver now (a stock image after a long run) it restarts into update mode (HTTP only)
+    and says so: then the bundle goes again, once, to the update mode."""
+    status, body = _upload(host, port, password, data, progress, timeout)
+    if status == 503 and b'"update_mode":true' in body:
+        log.write("ota: the device has no room for the update now: it restarts into update mode; "
+                  "sending it there\n")
+        if wait_update_mode(host, port, 60):
+            if progress:
+                progress.restart()
+            status, body = _upload(host, port, password, data, progress, timeout)
+    return status, body
+
+
+def wait_update_mode(host, port, seconds):
+    """Until the device answers in update mode (device.ota.update_mode)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        try:
+            if state(host, port)["device"]["ota"].get("update_mode"):
+                return True
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def _upload(host, port, password, data, progress=None, timeout=30):
+    """POST the bundle once; (status, body). Expect: 100-continue lets the device refuse
+    (wrong password, OTA off, no room) before the body is sent."""
     auth = base64.b64encode(("ota:" + password).encode()).decode()
     head = ("POST /api/ota HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Basic %s\r\n"
             "Content-Type: application/octet-stream\r\nContent-Length: %d\r\nExpect: 100-continue\r\n"
