@@ -53,19 +53,6 @@ def clock():
     return (t[0], t[1], t[2], t[3], t[4], t[5], t[6] + 1)
 
 
-def runtime():
-    """What runs the firmware: word size, and whether the firmware and umqtt.simple are
-    frozen into the image (a custom image) or loaded from files (heap)."""
-    def where(name):
-        # frozen modules are named by their source; files are the .mpy that was loaded
-        mod = sys.modules.get(name)
-        if mod is None:
-            return None  # not loaded (umqtt without a broker configured)
-        return "files" if getattr(mod, "__file__", "").endswith(".mpy") else "frozen"
-    return {"bits": 64 if sys.maxsize > 0x7FFFFFFF else 32, "firmware": where("firmware.app"),
-            "umqtt": where("umqtt.simple")}
-
-
 def unique_id():
     """A stable id for MQTT client id and Home Assistant unique ids."""
     if ESP32:

@@ -223,25 +223,6 @@ class Mqtt:
             except Exception as e:  # a topic that is not UTF-8: not one of ours
                 log.warn("mqtt: discovery topic ignored: %r", e)
             return
-        if not topic.startswith(self._topic_cmd):
-            return
-        try:
-            name = topic[len(self._topic_cmd):].decode()
-        except Exception:  # not UTF-8: not one of ours
-            self.commands_bad += 1
-            return
-        try:
-            with borrow("commands") as commands:
-                res = commands.run(self.app.mcu, name, msg)
-            self.commands_ok += 1
-            log.info("mqtt: cmd %s: %s", name, res)
-            self.app.command_done(name)
-        except KeyError:
-            self.commands_bad += 1
-            log.warn("mqtt: unknown command %s ignored", name)
-        except ValueError as e:
-            self.commands_bad += 1
-            log.warn("mqtt: cmd %s: bad payload ignored: %s", name, e)
-        except Exception as e:  # whatever else a payload provokes: logged, never the session
-            self.commands_bad += 1
-            log.error("mqtt: cmd %s failed: %r", name, e)
+        if topic.startswith(self._topic_cmd):
+            with borrow("firmware.mqttcmd", "commands") as mqttcmd:  # loaded only for a command
+                mqttcmd.run(self, topic[len(self._topic_cmd):], msg)

@@ -3,10 +3,25 @@
 # sits in the heap at the moments that need the room.
 import gc
 import json
+import sys
 import time
 
 import report
-from firmware import board, log
+from meter import json_parts
+from firmware import log
+
+
+def runtime():
+    """What runs the firmware: word size, and whether the firmware and umqtt.simple are
+    frozen into the image (a custom image) or loaded from files (heap)."""
+    def where(name):
+        # frozen modules are named by their source; files are the .mpy that was loaded
+        mod = sys.modules.get(name)
+        if mod is None:
+            return None  # not loaded (umqtt without a broker configured)
+        return "files" if getattr(mod, "__file__", "").endswith(".mpy") else "frozen"
+    return {"bits": 64 if sys.maxsize > 0x7FFFFFFF else 32, "firmware": where("firmware.app"),
+            "umqtt": where("umqtt.simple")}
 
 
 def mcu(app):
@@ -22,7 +37,8 @@ def ota(app):
     return s
 
 
-def mqtt(q):
+def mqtt(app):
+    q = app.mqtt
     return {"enabled": bool(q.cfg["host"]), "connected": q.connected,
             "host": q.cfg["host"], "port": q.cfg["port"], "base_topic": q.base,
             "publishes": q.publishes, "connects": q.connects,
@@ -30,7 +46,8 @@ def mqtt(q):
             "last_error": q.last_error}
 
 
-def energy(k):
+def energy(app):
+    k = app.keeper
     return {"tz": k.tz, "date": k.date(), "file": k.path, "file_state": k.note,
             "writes": k.writes, "error": k.error}
 
@@ -46,12 +63,10 @@ def parts(app):
     yield ',"dps":'
     for part in report.dps_parts(m, now):
         yield part
-    yield ',"mcu":'
-    yield json.dumps(mcu(app))
-    yield ',"mqtt":'
-    yield json.dumps(mqtt(app.mqtt))
-    yield ',"energy":'
-    yield json.dumps(energy(app.keeper))
+    for name, obj in (("mcu", mcu), ("mqtt", mqtt), ("energy", energy)):
+        yield ',"%s":' % name
+        for part in json_parts(obj(app)):  # key by key: small pieces
+            yield part
     gc.collect()  # so mem_free says what is really free (and leaks show)
     yield ',"wifi":'
     yield json.dumps(app.wifi.status() if app.wifi is not None else {"setup_reason": app.setup_reason})
@@ -60,11 +75,14 @@ def parts(app):
         yield json.dumps(app.health.status())
     h = app.http
     yield ',"device":'
-    yield json.dumps({"name": app.cfg["name"], "version": app.version, "runtime": board.runtime(),
+    dev = json_parts({"name": app.cfg["name"], "version": app.version, "runtime": runtime(),
                       "uptime_s": time.ticks_diff(now, app.started) // 1000,
                       "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": app.config_warnings,
                       "http": {"active": h.active, "served": h.served, "rejected": h.rejected},
-                      "ota": ota(app), "syslog": app.syslog.status() if app.syslog else None})[:-1]
+                      "ota": ota(app), "syslog": app.syslog.status() if app.syslog else None})
+    for part in dev:
+        if part != "}":  # the log follows
+            yield part
     sep = ',"log":['
     for line in log.lines():  # a line at a time
         yield sep + json.dumps(line)

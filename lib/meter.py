@@ -239,7 +239,8 @@ class Meter:
     def iter_readings(self):
         """(key, value, decimals, dpids) one by one: decimals is None for a plain JSON value,
         else value is an integer count. dpids names the DPs the reading came from."""
-        have = set()
+        have = 0  # bit 6 * phase + field of the per-phase readings given (no set: no garbage)
+        ri = False  # report_interval given
         lay = self.layout
         nph = T.phases(lay)
         for dpid, rl, key, typ, dec, unit, flags in T.each(lay, self.user):
@@ -268,7 +269,8 @@ class Meter:
                 v, dec = v if isinstance(v, str) else d.hex(), None
             elif d.type != T_VALUE:
                 dec = 0
-            have.add(key)
+            have |= _phase_bit(key)
+            ri = ri or key == "report_interval"
             yield (key, v, dec, (dpid,))
         # Per-phase readings from the raw phase DPs where the layout's own DPs are missing
         for k in range(nph):
@@ -276,13 +278,12 @@ class Meter:
             if raw is None:
                 continue
             for j in range(6):
-                key = T.PHASE_FIELDS[j][0] + PHASES[k]
-                if key in have:
+                if have >> (6 * k + j) & 1:
                     continue
                 v = spm02.phase_field(raw.raw, raw.n, j)
                 if v is not None:
-                    have.add(key)
-                    yield (key, v, T.PHASE_FIELDS[j][1], (raw.id,))
+                    have |= 1 << (6 * k + j)
+                    yield (T.PHASE_FIELDS[j][0] + PHASES[k], v, T.PHASE_FIELDS[j][1], (raw.id,))
         # Per-phase power factor where neither the layout nor the meter gives one: P / (V * I)
         for k in self._derived_phases(have):
             (v, i, p), ids = self.phase_counts(k)
@@ -295,7 +296,7 @@ class Meter:
             d = self.dps.get(dpid)
             if d is not None and not self._user_has(dpid):
                 al.update(spm02.alarms(dpid, d.raw))
-                if dpid == T.REPORT_DP and "report_interval" not in have:
+                if dpid == T.REPORT_DP and not ri:
                     ri = spm02.report_interval(d.raw, d.n)
                     if ri is not None:
                         yield ("report_interval", ri, 0, (dpid,))
@@ -321,11 +322,11 @@ class Meter:
         else value is an integer count. dpids names the DPs the reading came from."""
         return list(self.iter_readings())
 
-    def _derived_phases(self, have=None):
+    def _derived_phases(self, have=0):
         out = []
         for k in range(T.phases(self.layout)):
             key = T.DERIVED[k]
-            if have is not None and key in have:
+            if have >> (6 * k + 5) & 1:  # power_factor_<phase> given (iter_readings' bits)
                 continue
             if self.row_for_key(key) is not None:
                 continue
@@ -354,7 +355,12 @@ class Meter:
         sep = "{"
         for key, v, dec, _ in self.iter_readings():
             # keys are identifiers from the table or the validated dps map: no escaping
-            yield '%s"%s":%s' % (sep, key, spm02.fmt(v, dec) if dec is not None else json.dumps(v))
+            if dec is not None:
+                yield '%s"%s":%s' % (sep, key, spm02.fmt(v, dec))
+            else:
+                yield '%s"%s":' % (sep, key)
+                for part in json_parts(v):  # the alarms: a dict of dicts, in small pieces
+                    yield part
             sep = ","
         if self.dps:
             yield sep + '"warnings":'
@@ -378,6 +384,33 @@ class Meter:
                            "confirm a new cycle" % (r[2], r[0], spm02.fmt(c.value[i], r[4]),
                                                     spm02.fmt(c.low[i], r[4]), counters.HOLD))
         return out
+
+
+def json_parts(v):
+    """v as JSON text in pieces: a dict key by key (its values whole), so that no piece
+    is bigger than one of its values (a fragmented heap has room for small ones)."""
+    if not isinstance(v, dict):
+        yield json.dumps(v)
+        return
+    sep = "{"
+    for k in v:
+        yield "%s%s:%s" % (sep, json.dumps(k), json.dumps(v[k]))
+        sep = ","
+    yield "}" if sep == "," else "{}"
+
+
+def _phase_bit(key):
+    """iter_readings' bit of a per-phase reading (PHASE_FIELDS j of phase k: 6 * k + j),
+    0 for any other key. Compares in place: no slices."""
+    n = len(key)
+    if n > 2 and key[n - 2] == "_":
+        k = "abc".find(key[n - 1])
+        if k >= 0:
+            for j in range(6):
+                p = T.PHASE_FIELDS[j][0]
+                if len(p) == n - 1 and key.startswith(p):
+                    return 1 << (6 * k + j)
+    return 0
 
 
 def _num(count, dec):
