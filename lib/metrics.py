@@ -48,10 +48,15 @@ def lines(meter, mcu_status=None, mqtt_connected=None):
 
 
 def _readings(meter):
-    fams = {}
-    order = []
+    """A family per reading; the per-phase readings of one family together (Prometheus
+    wants a family's samples in one group). No table of all families is built (it took the
+    most heap of /metrics): a family is written at its first reading, its samples found by
+    another pass over the readings; done keeps the index of each family's first reading."""
+    done = []
     bits = faults = None
+    i = -1
     for key, v, dec, _ in meter.iter_readings():
+        i += 1
         if key == "faults_raw":
             bits = v
             continue
@@ -63,25 +68,35 @@ def _readings(meter):
         if unit is None:
             continue
         fam, phase, typ = _family(key, unit)
-        if fam not in fams:
-            fams[fam] = (typ, key if phase is None else key[:-2], [])
-            order.append(fam)
-        fams[fam][2].append((phase, _value(v, dec, unit)))
-    for fam in order:
-        typ, what, samples = fams[fam]
-        yield "# HELP %s SPM02 %s\n" % (fam, what.replace("_", " "))
-        yield "# TYPE %s %s\n" % (fam, typ)
-        for phase, text in samples:
-            if phase:
-                yield '%s{phase="%s"} %s\n' % (fam, phase, text)
-            else:
-                yield "%s %s\n" % (fam, text)
+        if phase is None:
+            yield "# HELP %s SPM02 %s\n# TYPE %s %s\n%s %s\n" % (
+                fam, key.replace("_", " "), fam, typ, fam, _value(v, dec, unit))
+            continue
+        if _seen(meter, done, fam, i):
+            continue
+        done.append(i)
+        yield "# HELP %s SPM02 %s\n# TYPE %s %s\n" % (fam, key[:-2].replace("_", " "), fam, typ)
+        for key2, v2, dec2, _ in meter.iter_readings():
+            if dec2 is not None and len(key2) == len(key) and key2[-1] in "abc" and key2[:-1] == key[:-1]:
+                yield '%s{phase="%s"} %s\n' % (fam, key2[-1], _value(v2, dec2, unit))
     if bits is not None:
         yield "# HELP spm02_faults_bitmap SPM02 fault bitmap (DP 9) as sent\n# TYPE spm02_faults_bitmap gauge\n"
         yield "spm02_faults_bitmap %d\n" % bits
         yield "# HELP spm02_fault_active SPM02 faults now active\n# TYPE spm02_fault_active gauge\n"
         for name in faults or ():
             yield 'spm02_fault_active{fault="%s"} 1\n' % name
+
+
+def _seen(meter, done, fam, i):
+    """Whether the family fam was written at an earlier reading (one of done)."""
+    j = -1
+    for key, v, dec, _ in meter.iter_readings():
+        j += 1
+        if j >= i:
+            return False
+        if j in done and _family(key, meter.unit_of(key))[0] == fam:
+            return True
+    return False
 
 
 def _mcu(st):
