@@ -17,6 +17,7 @@ if ".frozen" in sys.path:
 import otaboot  # noqa: E402
 ota = otaboot.boot(cfg)
 del sys.modules["otaboot"]
+del sys.modules["files"]  # otaboot's: the install that runs imports its own
 del otaboot
 
 try:

@@ -220,7 +220,7 @@ def _take(path):
 def _load_config(path):
     # A missing, corrupt or half-written config gives the defaults and setup mode. In a
     # function of its own, so that nothing keeps the portal's code once it returns.
-    with borrow("firmware.portal", "firmware.config", "firmware.syslog", "firmware.files", "tz", "units") as portal:
+    with borrow("firmware.portal", "firmware.config", "firmware.syslog", "files", "tz", "units") as portal:
         return portal.load_config(path)
 
 

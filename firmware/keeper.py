@@ -77,7 +77,7 @@ class Keeper(Energy):
     def _store(self, what, t=None):
         """firmware/store.py: 0 save, 1 keep the day that ended, 2 load."""
         try:
-            with borrow("firmware.store", "firmware.files") as store:
+            with borrow("firmware.store", "files") as store:
                 return store.run(self, what, t)
         except Exception as e:  # a full or failing flash: said, and tried again later
             self.error = repr(e)

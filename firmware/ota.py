@@ -161,7 +161,7 @@ class _Body:
 def _kill_point(name):
     # otaboot.kill_point (a host-only test hook), without loading otaboot for nothing
     if sys.platform != "esp32" and os.getenv("SPM02_OTA_KILL") == name:
-        with borrow("otaboot") as otaboot:
+        with borrow("otaboot", "files") as otaboot:
             otaboot.kill_point(name)
 
 
@@ -272,7 +272,7 @@ async def _install(app, body, mv, up):
         os.remove(hpath)
     with open(d + "/id", "w") as f:
         f.write(ident)
-    with borrow("otaboot") as otaboot:
+    with borrow("otaboot", "files") as otaboot:
         otaboot.store(data, otaboot.install(running, slot, ident), "switch-tmp")
         otaboot.kill_point("switched")
     return ident, version, slot

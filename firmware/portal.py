@@ -9,7 +9,7 @@ import os
 import asyncio
 
 from firmware import config, log
-from firmware.files import write_atomic
+from files import write_atomic
 
 MAX_FILE = 4096  # a config.json bigger than this is not ours
 

@@ -21,7 +21,7 @@ async def run(app):
                (app.mcu.link.online or time.ticks_diff(time.ticks_ms(), app.started) >= PROVE_UP_MS)):
         await asyncio.sleep(1)
     try:
-        with borrow("otaboot") as otaboot:
+        with borrow("otaboot", "files") as otaboot:
             p = otaboot.prove(app.ota)
             otaboot.store(app.data_dir, p)
         app.ota = p

@@ -26,7 +26,7 @@ async def route(http, w, method, path, headers, body):
 
 async def _setup(http, w, method, path, headers, body):
     app = http.app
-    with borrow("firmware.portal", "firmware.config", "firmware.files", "tz", "units") as portal:
+    with borrow("firmware.portal", "firmware.config", "files", "tz", "units") as portal:
         wlan = None
         if app.wifi is not None:
             wlan = app.wifi.net.WLAN(app.wifi.net.STA_IF)

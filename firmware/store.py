@@ -17,7 +17,7 @@ import os
 import struct
 
 from firmware import log
-from firmware.files import write_atomic
+from files import write_atomic
 from history import SLOTS
 
 MAGIC = b"SPE1"

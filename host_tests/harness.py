@@ -36,6 +36,17 @@ def wait_until(pred, timeout=10.0, step=0.05, what="condition"):
         time.sleep(step)
 
 
+def stop_all(*things):
+    """Stop each (a watcher, a firmware, a simulator...), None skipped, whatever one of
+    them raises: a test's cleanup stops every process it started."""
+    for x in things:
+        if x is not None:
+            try:
+                x.stop()
+            except Exception:
+                pass
+
+
 def _stop(proc, sig=signal.SIGTERM):
     if proc is None or proc.poll() is not None:
         return

@@ -6,7 +6,7 @@ import time
 import pytest
 
 import harness
-from harness import Firmware, Mosquitto, MqttWatch, wait_until
+from harness import Firmware, Mosquitto, MqttWatch, stop_all, wait_until
 from spm02sim import Simulator, parse_dps
 
 LAYOUTS = ["v2", "cloud"]
@@ -34,12 +34,7 @@ class Rig:
         return self
 
     def stop(self):
-        for x in (self.watch, self.fw, self.sim):
-            if x is not None:
-                try:
-                    x.stop()
-                except Exception:
-                    pass
+        stop_all(self.watch, self.fw, self.sim)
 
     def values(self):
         return self.fw.state()["values"]

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from harness import Firmware, Mosquitto, MqttWatch, wait_until
+from harness import Firmware, Mosquitto, MqttWatch, stop_all, wait_until
 from spm02sim import Simulator
 
 STATE = "spm02/state"
@@ -51,12 +51,7 @@ class Rig:
         return self
 
     def stop(self):
-        for x in (self.watch, self.fw, self.sim):
-            if x is not None:
-                try:
-                    x.stop()
-                except Exception:
-                    pass
+        stop_all(self.watch, self.fw, self.sim)
 
     def state(self):
         return self.fw.state()

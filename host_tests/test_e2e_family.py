@@ -9,7 +9,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import Firmware, Mosquitto, MqttWatch, wait_until
+from harness import Firmware, Mosquitto, MqttWatch, stop_all, wait_until
 from spm02sim import Simulator, parse_dps
 
 DISC = "homeassistant/%s/spm02/%s/config"  # per-entity, as earlier versions announced
@@ -40,12 +40,7 @@ class Rig:
         return self
 
     def stop(self):
-        for x in (self.watch, self.fw, self.sim):
-            if x is not None:
-                try:
-                    x.stop()
-                except Exception:
-                    pass
+        stop_all(self.watch, self.fw, self.sim)
 
     def values(self):
         return self.fw.state()["values"]

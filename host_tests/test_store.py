@@ -10,7 +10,8 @@ from energy import Energy
 from history import NULL, STEP, SLOTS, W
 from mcu import Mcu
 from tz import days_from_civil
-from firmware import store, history_api, files
+import files
+from firmware import store, history_api
 from test_energy import counts, utc, days
 from test_meter import feed
 

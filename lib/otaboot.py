@@ -16,10 +16,11 @@
 # the code that decides to go back; main.py itself stays a few lines (it is heap for as long
 # as the firmware runs). The firmware borrows this module to write the pointer. The
 # decisions are pure functions; load/store are the only file access, kept small.
-import errno
 import json
 import os
 import sys
+
+from files import write_atomic
 
 FACTORY = "factory"
 MAX_BOOTS = 3        # an install that has not proven itself after this many boots goes back
@@ -170,27 +171,11 @@ def store(d, p, point=None, rename=None, remove=None):
     """Replace the pointer: a temp file, then a rename (FAT will not rename over a file:
     there, remove and rename, and load() recovers the temp file if cut in between).
     point: the name of the moment between the two, for kill_point."""
-    rename = rename or os.rename
-    path = pointer_path(d)
-    tmp = path + ".tmp"
     try:
         os.mkdir(d + "ota")
     except OSError:
         pass  # there already
-    with open(tmp, "w") as f:
-        f.write(json.dumps(p))
-        f.flush()
-    if point:
-        kill_point(point)
-    try:
-        rename(tmp, path)
-    except OSError as e:
-        if e.args[0] != errno.EEXIST:
-            raise
-        (remove or os.remove)(path)
-        rename(tmp, path)
-    if hasattr(os, "sync"):
-        os.sync()
+    write_atomic(pointer_path(d), json.dumps(p), rename, remove, (lambda: kill_point(point)) if point else None)
 
 
 def kill_point(name):

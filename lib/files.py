@@ -1,18 +1,22 @@
 # Writing a file so that a crash or a power cut at any moment leaves the old file or the new
-# one, never half of one: the config (portal.py) and the energy file (store.py).
+# one, never half of one: the config (portal.py), the energy file (store.py) and the OTA
+# pointer (otaboot.py).
 import errno
 import os
 
 
-def write_atomic(path, parts, rename=None, remove=None):
+def write_atomic(path, parts, rename=None, remove=None, between=None):
     """Write path via path.tmp and a rename. parts: text or bytes, or an iterable of them
-    written one after the other (nothing is joined in memory)."""
+    written one after the other (nothing is joined in memory). between: called after the
+    temp file is written, before the rename (the OTA tests cut the power there)."""
     rename = rename or os.rename
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         for p in (parts,) if isinstance(parts, (str, bytes)) else parts:
             f.write(p.encode() if isinstance(p, str) else p)
         f.flush()
+    if between:
+        between()
     try:
         rename(tmp, path)
     except OSError as e:
