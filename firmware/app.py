@@ -6,13 +6,9 @@ import time
 
 import asyncio
 
-from mcu import Mcu
 from firmware import board, log
 from firmware.borrow import borrow
-from firmware.mculink import McuLink
-from firmware.mqtt import Mqtt
 from firmware.http import Http
-from firmware.keeper import Keeper
 
 VERSION = "0.1.0"
 UPDATE_FLAG = "update.mode"  # next to the config: the next boot is in update mode
@@ -25,7 +21,8 @@ class App:
     # longest wait (UART: 30 s of backoff; MQTT: 60 s) plus its longest blocking call.
     WATCH_MS = {"uart": 45000, "mqtt": 2 * 60000 + 10000, "wifi": None}
 
-    def __init__(self, cfg, warnings, page_path, config_path="config.json", setup="", ota=None):
+    def __init__(self, cfg, warnings, page_path, config_path="config.json", setup="", ota=None,
+                 update_mode=False):
         self.cfg = cfg
         self.config_warnings = warnings
         self.config_path = config_path
@@ -33,21 +30,29 @@ class App:
         self.ota = ota  # the OTA pointer as main.py decided this boot (lib/otaboot.py); None: factory
         self.ota_update = None  # the last update received: progress, then its result
         # Update mode: a boot that runs HTTP only, so that its heap has room for an update's
-        # receiver (no_room_for_update). Taken from the flag file, which goes at once: one boot.
-        self.update_mode = _take(self.data_dir + UPDATE_FLAG)
+        # receiver (no_room_for_update); main() takes the flag file, so it is one boot only
+        self.update_mode = update_mode
         # host-only test hook: no room for an update (outside update mode) at its "import"
         # or while it is "receive"d
         self.test_no_room = "" if board.ESP32 else os.getenv("SPM02_OTA_NOROOM") or ""
         self.started = time.ticks_ms()
         self.uid = board.unique_id()
         self.node_id = cfg["name"] + ("_" + self.uid if self.uid else "")
-        self.mcu = Mcu(cfg["layout"], cfg["wifi_state"], cfg["mcu"]["poll_s"], cfg["dps"])
-        self.mcu.link.clock = board.clock
-        # energy days and history, from the files next to the config: before the other
-        # long-lived objects, so that what loading them borrows leaves no holes between these
-        self.keeper = Keeper(self)
-        self.link = McuLink(self.mcu, self._setup_requested)
-        self.mqtt = Mqtt(self)
+        self.mcu = self.keeper = self.link = self.mqtt = None
+        if not update_mode:
+            # The meter's side, the energy bookkeeping and MQTT: update mode never loads their
+            # code, so that its heap keeps the room for an update. Code before objects.
+            from mcu import Mcu
+            from firmware.mculink import McuLink
+            from firmware.mqtt import Mqtt
+            from firmware.keeper import Keeper
+            self.mcu = Mcu(cfg["layout"], cfg["wifi_state"], cfg["mcu"]["poll_s"], cfg["dps"])
+            self.mcu.link.clock = board.clock
+            # energy days and history, from the files next to the config: before the other
+            # long-lived objects, so that what loading them borrows leaves no holes between these
+            self.keeper = Keeper(self)
+            self.link = McuLink(self.mcu, self._setup_requested)
+            self.mqtt = Mqtt(self)
         self.http = Http(self, page_path)
         self.wifi = self.led = self.button = self.health = None
         self.setup_reason = ""  # on the host there is no Wi-Fi, so only the reason is kept
@@ -71,7 +76,8 @@ class App:
             self.config_warnings.append(bad)
         b = self.cfg["board"]
         self.led = esp32.Led(b["led"], b["led_invert"])
-        self.wifi = Wifi(self.cfg, self.mcu.link, network, self.uid, on_mode=self.led.set)
+        link = self.mcu.link if self.mcu is not None else None  # none in update mode
+        self.wifi = Wifi(self.cfg, link, network, self.uid, on_mode=self.led.set)
         self.button = esp32.Button(b["button"], lambda: self.enter_setup("button held"))
         self.health = Health(machine)
 
@@ -94,7 +100,8 @@ class App:
         """Whatever restarts the firmware calls this first: the energy file is saved, so a
         restart loses none of today's bookkeeping nor the power chart."""
         try:
-            self.keeper.flush()
+            if self.keeper is not None:
+                self.keeper.flush()
         except Exception as e:
             log.error("before restart: %r", e)
 
@@ -105,7 +112,7 @@ class App:
         log.warn("restarting")
         self.before_restart()
         m = self.mqtt
-        if m.client is not None:
+        if m is not None and m.client is not None:
             try:
                 m.client.publish(m.base + "/availability", "offline", True)
                 m.client.disconnect()
@@ -231,7 +238,8 @@ def main(config_path="config.json", page_path=None, ota=None):
     cfg, warnings, setup = _load_config(config_path)
     log.configure(cfg["log"]["level"])
     log.info("spm02 firmware %s starting as %s", VERSION, cfg["name"])
-    if cfg["mqtt"]["host"]:
+    update_mode = _take(config_path[:config_path.rfind("/") + 1] + UPDATE_FLAG)
+    if cfg["mqtt"]["host"] and not update_mode:
         # Load code before the long-lived objects and compact: code loaded later, between
         # live data, leaves the heap in holes too small for the next request.
         from umqtt import simple  # noqa: F401
@@ -241,4 +249,4 @@ def main(config_path="config.json", page_path=None, ota=None):
         if esp32.safe_mode(cfg["board"]["button"]):
             log.warn("safe mode (button held at boot): firmware not started, the REPL is free")
             return
-    asyncio.run(App(cfg, warnings, page_path, config_path, setup, ota).run())
+    asyncio.run(App(cfg, warnings, page_path, config_path, setup, ota, update_mode).run())

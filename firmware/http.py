@@ -231,6 +231,8 @@ class Http:
         if self.restarting:
             return await self._send(w, 503, "text/plain", "restarting\n")
         path = path.split("?", 1)[0]
+        if self.app.mcu is None and path != "/api/state":  # update mode: HTTP for an update only
+            return await self._send(w, 503, "text/plain", "update mode: POST /api/ota, GET /api/state\n")
         if method == "GET" and path == "/":
             return await self._page(w)
         if method == "GET" and path == "/api/state":  # the page polls it

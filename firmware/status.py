@@ -54,19 +54,22 @@ def energy(app):
 
 def parts(app):
     now = time.ticks_ms()
-    m = app.mcu.meter
     yield '{"values":'
-    for part in m.state_parts():
-        yield part
-    yield ',"derived":'
-    yield json.dumps(m.derived_keys())
-    yield ',"dps":'
-    for part in report.dps_parts(m, now):
-        yield part
-    for name, obj in (("mcu", mcu), ("mqtt", mqtt), ("energy", energy)):
-        yield ',"%s":' % name
-        for part in json_parts(obj(app)):  # key by key: small pieces
+    if app.mcu is None:  # update mode: no meter, no MQTT, no energy bookkeeping
+        yield "{}"
+    else:
+        m = app.mcu.meter
+        for part in m.state_parts():
             yield part
+        yield ',"derived":'
+        yield json.dumps(m.derived_keys())
+        yield ',"dps":'
+        for part in report.dps_parts(m, now):
+            yield part
+        for name, obj in (("mcu", mcu), ("mqtt", mqtt), ("energy", energy)):
+            yield ',"%s":' % name
+            for part in json_parts(obj(app)):  # key by key: small pieces
+                yield part
     gc.collect()  # so mem_free says what is really free (and leaks show)
     yield ',"wifi":'
     yield json.dumps(app.wifi.status() if app.wifi is not None else {"setup_reason": app.setup_reason})

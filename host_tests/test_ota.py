@@ -60,8 +60,8 @@ def copies(tmp_path_factory):
             ("firmware/page.html", None, "<!-- ota.2 -->"), ("firmware/setup.html", None, "<!-- ota.2 -->")]),
         # imports nothing: every boot of it ends in an exception
         "crash": checkout_copy(str(base / "crash"), "0.1.0-crash", [(
-            "firmware/app.py", "from mcu import Mcu\n",
-            "from mcu import Mcu\nraise RuntimeError('broken on purpose')\n")]),
+            "firmware/app.py", "from firmware.http import Http\n",
+            "from firmware.http import Http\nraise RuntimeError('broken on purpose')\n")]),
         # runs, but never serves HTTP: it never proves itself healthy
         "nohttp": checkout_copy(str(base / "nohttp"), "0.1.0-nohttp", [(
             "firmware/http.py", "    async def run(self):\n",
@@ -438,7 +438,8 @@ def test_no_room_for_the_receiver_restarts_into_update_mode(copies, where):
         assert st == 503 and answer["update_mode"] is True, answer
         wait_until(lambda: answers(fw) and ota_state(fw)["update_mode"], 10, 0.2, what="update mode")
         s = fw.state()
-        assert s["mcu"]["frames_rx"] == 0 and not s["mcu"]["uart_connected"]  # HTTP only
+        assert s["values"] == {} and "mcu" not in s and "mqtt" not in s  # HTTP only
+        assert fw.request("GET", "/")[0] == 503 and fw.request("GET", "/metrics")[0] == 503
         assert not os.path.exists(os.path.join(fw.dir, "update.mode"))  # one boot only
         wait_until(lambda: restarts(fw) == 2 and answers(fw) and not ota_state(fw)["update_mode"], 15, 0.2,
                    what="a normal restart after update mode")
