@@ -14,7 +14,7 @@ RESIDENT = ("asyncio", "ticks", "tuya", "dptable", "spm02", "link", "layout", "p
             "mcu", "history", "energy",
             "firmware", "firmware.log", "firmware.board", "firmware.borrow", "firmware.mculink",
             "firmware.mqtt", "firmware.http", "firmware.keeper", "firmware.app", "umqtt.simple")
-BORROWED = ("report", "reasons", "firmware.status", "firmware.routes", "firmware.announce", "firmware.mqttcmd", "units", "commands", "discovery", "metrics", "firmware.config", "firmware.portal", "files",
+BORROWED = ("report", "reasons", "firmware.status", "firmware.routes", "firmware.announce", "commands", "firmware.mqttcmd", "units", "discovery", "metrics", "firmware.config", "firmware.portal", "files",
             "firmware.store", "firmware.history_api", "tz", "days", "otaboot",
             "firmware.probation", "firmware.ota")  # firmware.ota: the OTA receiver, with otaboot (as portal with config)
 # Resident on an ESP32 only (the host's whole job never loads them), measured with the
@@ -78,7 +78,7 @@ def _grow_qstr_pool():
     class _O:
         pass
     o = _O()
-    for i in range(1500):
+    for i in range(3000):
         setattr(o, "_q%d" % i, 0)
 
 
