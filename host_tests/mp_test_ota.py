@@ -15,6 +15,7 @@ import asyncio
 
 import otaboot
 from firmware import log, ota
+from portable import rmtree, tmpdir
 
 VER = sys.implementation._mpy & 0xFF
 
@@ -92,22 +93,6 @@ class App:
         return '{"ok":false,"update_mode":true}'
 
 
-def tmpdir():
-    d = "/tmp/ota-rx-%s/" % binascii.hexlify(os.urandom(6)).decode()
-    os.mkdir(d[:-1])
-    return d
-
-
-def rmtree(d):
-    for name in os.listdir(d):
-        p = d.rstrip("/") + "/" + name
-        if os.stat(p)[0] & 0x4000:
-            rmtree(p)
-        else:
-            os.remove(p)
-    os.rmdir(d.rstrip("/"))
-
-
 def read(path, mode="rb"):
     try:
         with open(path, mode) as f:
@@ -120,7 +105,7 @@ def quiet(fn):
     def wrapped():
         old = log.log
         log.log = lambda *a: None
-        d = tmpdir()
+        d = tmpdir("ota-rx")
         try:
             fn(d)
         finally:

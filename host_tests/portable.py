@@ -14,3 +14,24 @@ def hexb(s):
     """bytes from hex text with any spacing (MicroPython's bytes.fromhex wants none)."""
     import binascii
     return binascii.unhexlify("".join(s.split()))
+
+
+def tmpdir(prefix):
+    """A fresh directory /tmp/<prefix>-<random>/ (its path ends in "/")."""
+    import binascii
+    import os
+    d = "/tmp/%s-%s/" % (prefix, binascii.hexlify(os.urandom(6)).decode())
+    os.mkdir(d[:-1])
+    return d
+
+
+def rmtree(d):
+    """Remove a directory and all it holds (MicroPython has no shutil)."""
+    import os
+    for name in os.listdir(d):
+        p = d.rstrip("/") + "/" + name
+        if os.stat(p)[0] & 0x4000:
+            rmtree(p)
+        else:
+            os.remove(p)
+    os.rmdir(d.rstrip("/"))

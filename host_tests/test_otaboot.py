@@ -1,13 +1,13 @@
 # The OTA pointer and the boot decision (lib/otaboot.py): which install runs, counted boots,
 # going back, and the pointer's files through cut writes. Runs under pytest and in the
 # MicroPython unix port (plain asserts).
-import binascii
 import errno
 import json
 import os
 
 import otaboot
 from otaboot import FACTORY, decide, install, prove
+from portable import rmtree, tmpdir
 
 PORTABLE = True
 
@@ -128,21 +128,6 @@ def test_prove_and_crashed():
 
 # --- files ---------------------------------------------------------------------------
 
-def tmpdir():
-    d = "/tmp/otaboot-%s/" % binascii.hexlify(os.urandom(6)).decode()
-    os.mkdir(d[:-1])
-    return d
-
-
-def rmtree(d):
-    for name in os.listdir(d):
-        p = d.rstrip("/") + "/" + name
-        if os.stat(p)[0] & 0x4000:
-            rmtree(p)
-        else:
-            os.remove(p)
-    os.rmdir(d.rstrip("/"))
-
 
 def read(path):
     try:
@@ -154,7 +139,7 @@ def read(path):
 
 def in_tmp(fn):
     def wrapped():
-        d = tmpdir()
+        d = tmpdir("otaboot")
         try:
             fn(d)
         finally:
