@@ -8,6 +8,18 @@ for d in (os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools"), HERE, ROOT):
         sys.path.insert(0, d)
 
 
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def broker():
+    """A Mosquitto on a free loopback port for the tests of one module, stopped after them."""
+    from harness import Mosquitto
+    b = Mosquitto().start()
+    yield b
+    b.stop()
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "e2e: runs the firmware (harness.Firmware); make test-32 runs "
                                        "these again on the 32-bit runtimes")
@@ -15,7 +27,6 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     # The end-to-end suite is every test of a module that runs the firmware
-    import pytest
     from harness import Firmware
     for item in items:
         if getattr(item.module, "Firmware", None) is Firmware:

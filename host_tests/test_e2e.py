@@ -12,13 +12,6 @@ from spm02sim import Simulator, parse_dps
 LAYOUTS = ["v2", "cloud"]
 
 
-@pytest.fixture(scope="module")
-def broker():
-    b = Mosquitto().start()
-    yield b
-    b.stop()
-
-
 class Rig:
     def __init__(self, broker, layout="v2", **simargs):
         simargs.setdefault("interval", 3600)  # reports only when asked: the truth holds still

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from harness import Firmware, Mosquitto, MqttWatch, stop_all, wait_until
+from harness import Firmware, MqttWatch, stop_all, wait_until
 from spm02sim import Simulator
 
 STATE = "spm02/state"
@@ -29,13 +29,6 @@ def zone_with_midnight_in(seconds):
 
 def local_date(t, east):
     return (datetime.fromtimestamp(t, timezone.utc) + timedelta(seconds=east)).date()
-
-
-@pytest.fixture(scope="module")
-def broker():
-    b = Mosquitto().start()
-    yield b
-    b.stop()
 
 
 class Rig:

@@ -6,21 +6,13 @@ only, DP 18's report interval and the owner's dps map; with a real Mosquitto, al
 import json
 import time
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import Firmware, Mosquitto, MqttWatch, stop_all, wait_until
+from harness import Firmware, MqttWatch, stop_all, wait_until
 from spm02sim import Simulator, parse_dps
 
 DISC = "homeassistant/%s/spm02/%s/config"  # per-entity, as earlier versions announced
 DEVICE = "homeassistant/device/spm02/config"
-
-
-@pytest.fixture(scope="module")
-def broker():
-    b = Mosquitto().start()
-    yield b
-    b.stop()
 
 
 class Rig:
