@@ -9,7 +9,7 @@ import os
 import asyncio
 
 from firmware import config, log
-from files import write_atomic
+from files import read_recovered, write_atomic
 
 MAX_FILE = 4096  # a config.json bigger than this is not ours
 
@@ -94,20 +94,12 @@ def load_config(path="config.json"):
     Never raises: a missing, corrupt or half-written file gives the defaults."""
     tmp = path + ".tmp"
     try:
-        text = _read(path)
-        left = _read(tmp)
-        if left is not None:
-            if text is None and _object(left) is not None:
-                # complete new config, crash before the rename (or between remove and rename on FAT)
-                os.rename(tmp, path)
-                text = left
-                log.warn("config: recovered %s from %s", path, tmp)
-            else:
-                log.warn("config: ignoring leftover %s", tmp)
-                try:
-                    os.remove(tmp)
-                except OSError:
-                    pass
+        # a complete new config whose rename a crash stopped is taken, a cut one dropped
+        text, left = read_recovered(path, _read, lambda t: _object(t) is not None)
+        if left == "taken":
+            log.warn("config: recovered %s from %s", path, tmp)
+        elif left == "dropped":
+            log.warn("config: ignoring leftover %s", tmp)
         if text is None:
             return config.parse(None)[0], ["%s not found; using defaults" % path], "no config"
         if len(text) > MAX_FILE:

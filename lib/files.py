@@ -28,3 +28,24 @@ def write_atomic(path, parts, rename=None, remove=None, between=None):
         rename(tmp, path)
     if hasattr(os, "sync"):
         os.sync()
+
+
+def read_recovered(path, read, complete):
+    """(text, leftover) of a file write_atomic writes, after a cut at any moment: a leftover
+    temp file is either the new file whose rename never happened (no file, and the temp file
+    is complete(): it is renamed and taken; leftover "taken") or a write cut short before
+    its rename (dropped; leftover "dropped"); leftover None when there was none.
+    read(path): the text, or None when it cannot be read."""
+    tmp = path + ".tmp"
+    text = read(path)
+    left = read(tmp)
+    if left is None:
+        return text, None
+    if text is None and complete(left):
+        os.rename(tmp, path)
+        return left, "taken"
+    try:
+        os.remove(tmp)
+    except OSError:
+        pass  # harmless: dropped again next time
+    return text, "dropped"

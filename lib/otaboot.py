@@ -20,7 +20,7 @@ import json
 import os
 import sys
 
-from files import write_atomic
+from files import read_recovered, write_atomic
 
 FACTORY = "factory"
 MAX_BOOTS = 3        # an install that has not proven itself after this many boots goes back
@@ -151,19 +151,7 @@ def load(d):
     """The stored pointer, or None (none, or corrupt). A leftover temp file is either a write
     cut short before its rename (the pointer is still there: drop it) or, on FAT, one cut
     between the remove and the rename (no pointer: it is the new one)."""
-    path = pointer_path(d)
-    tmp = path + ".tmp"
-    text = _read(path)
-    left = _read(tmp)
-    if left is not None:
-        if text is None and parse(left) is not None:
-            os.rename(tmp, path)
-            text = left
-        else:
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass  # harmless: ignored again next time
+    text, _ = read_recovered(pointer_path(d), _read, lambda t: parse(t) is not None)
     return parse(text)
 
 
