@@ -369,8 +369,11 @@ def test_power_cut_at_the_switch(copies, case):
         fw.start()
         new = "v1" if case == "first" else "v2"
         rc, out, err = make_ota(copies[new], fw)
-        assert rc != 0
-        fw.proc.wait(10)
+        assert rc != 0, out + err
+        try:
+            fw.proc.wait(10)  # the power cut ends make run
+        except subprocess.TimeoutExpired:
+            raise AssertionError("no power cut:\n" + out + err + fw.log()[-2000:])
         tmp = os.path.join(fw.dir, "ota", "current.tmp")
         if case == "switched":
             assert json.loads(pointer(fw))["slot"] == "b" and not os.path.exists(tmp)
