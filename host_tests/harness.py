@@ -19,20 +19,88 @@ ARTIFACTS = os.path.join(ROOT, "artifacts")
 MICROPYTHON = os.environ.get("SPM02_MICROPYTHON", "")
 
 
+def _ephemeral():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now, for a server a test starts a moment later (Mosquitto, the
+    firmware's HTTP). Taken below the kernel's ephemeral range: a port the kernel handed out
+    by bind(0) may be handed out again meanwhile as the source port of any outgoing
+    connection (the tests make hundreds), and the server's bind then fails. Random in that
+    range, so that test runs side by side rarely pick the same one; bound once to check."""
+    import random
+    lo, hi = _ephemeral()
+    top = lo if lo > 12000 else 65536  # else the range above the ephemeral one
+    bottom = 10000 if lo > 12000 else hi + 1
+    for _ in range(200):
+        port = random.randrange(bottom, top)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken
+            return port
+    raise OSError("no free port between %d and %d" % (bottom, top))
+
+
+class WaitTimeout(AssertionError, TimeoutError):
+    """A wait that ended without its condition: an assertion failure that says what was
+    awaited and what was seen (a TimeoutError too, for the waits that expect one)."""
+
+
+# What a failed wait prints: the firmwares, MQTT watchers and simulators running now, each
+# with its own tail (the firmware's log, the MQTT lines, the frames from the module)
+_live = []
+
+
+def live(x):
+    if x not in _live:
+        _live.append(x)
+    return x
+
+
+def gone(x):
+    if x in _live:
+        _live.remove(x)
+
+
+def seen_now():
+    out = []
+    for x in _live[-6:]:
+        try:
+            out.append(x.seen())
+        except Exception as e:  # what it saw cannot be read: say so, keep the rest
+            out.append("%s: %r" % (type(x).__name__, e))
+    return "\n".join(out)
 
 
 def wait_until(pred, timeout=10.0, step=0.05, what="condition"):
+    """pred() until it is true (and return that value), every step seconds; after timeout
+    seconds a WaitTimeout naming what was awaited (what: text, or a function that says it
+    then, with the figures of that moment), the condition's last value and the tails of
+    everything running. A condition that raises ends the wait at once, with the same account."""
     end = time.monotonic() + timeout
+    if callable(what):
+        say = what
+    else:
+        def say():
+            return what
     while True:
-        v = pred()
+        try:
+            v = pred()
+        except Exception as e:
+            raise WaitTimeout("waiting for %s: the condition raised %r\n%s" % (say(), e, seen_now())) from e
         if v:
             return v
         if time.monotonic() > end:
-            raise TimeoutError("timed out waiting for " + what)
+            raise WaitTimeout("timed out after %.1f s waiting for %s (the condition gave %r)\n%s"
+                              % (timeout, say(), v, seen_now()))
         time.sleep(step)
 
 
@@ -165,6 +233,7 @@ class Firmware:
             limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))  # noqa: E731
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=limit, env=dict(os.environ, **self.env))
+        live(self)
         if wait:
             wait_until(lambda: self.proc.poll() is not None or connectable(self.http_port), 20,
                        what="firmware http")
@@ -174,6 +243,15 @@ class Firmware:
     def stop(self):
         _stop(self.proc)
         self.proc = None
+        gone(self)
+
+    def seen(self, lines=40):
+        """The tail of the firmware's log, for a failed wait."""
+        rc = "running" if self.proc and self.proc.poll() is None else "make run ended: %r" % (
+            self.proc and self.proc.poll(),)
+        tail = self.log().splitlines()[-lines:]
+        return "--- firmware on :%d (%s), its log's last %d lines ---\n%s" % (
+            self.http_port, rc, len(tail), "\n".join(tail))
 
     def pid(self, timeout=10):
         """The MicroPython process running main.py now: make runs it from a shell loop that
@@ -238,8 +316,12 @@ class MqttWatch:
                                   client_id="test-%d-%d" % (os.getpid(), MqttWatch.made))
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p=None: [c.subscribe(t) for t in topics]
+        self.acks = 0  # subscriptions the broker acknowledged
+        self.client.on_subscribe = lambda *a: setattr(self, "acks", self.acks + 1)
+        self.topics = topics
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        live(self)
 
     def _on_message(self, client, userdata, msg):
         with self.lock:
@@ -257,6 +339,26 @@ class MqttWatch:
     def publish(self, topic, payload, retain=False):
         self.client.publish(topic, payload, retain=retain).wait_for_publish(5)
 
+    def sync(self, topic):
+        """Publish a marker to topic (one this watcher subscribes to) and wait until it comes
+        back: the broker keeps one client's messages in order, so everything it had sent this
+        watcher before (the retained messages of its subscriptions) has arrived by then."""
+        wait_until(lambda: self.acks >= len(self.topics), 10, what="the subscriptions acknowledged")
+        MqttWatch.made += 1
+        mark = ("sync-%d" % MqttWatch.made).encode()
+        self.publish(topic, mark)
+        wait_until(lambda: any(t == topic and p == mark for t, p, _ in list(self.messages)), 10,
+                   what="the marker back on " + topic)
+
+    def seen(self, lines=15):
+        """The last MQTT messages received, for a failed wait."""
+        with self.lock:
+            tail = self.messages[-lines:]
+            n = len(self.messages)
+        return "--- MQTT: the last %d of %d messages (topic, retained, payload) ---\n%s" % (
+            len(tail), n, "\n".join("%s %s %r" % (t, "R" if r else "-", p[:300]) for t, p, r in tail))
+
     def stop(self):
+        gone(self)
         self.client.loop_stop()
         self.client.disconnect()

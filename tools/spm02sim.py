@@ -502,7 +502,10 @@ class Simulator:
                         return cmd, payload
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError("no matching frame from the module")
+                    got = ["%02x:%s" % (c, p[:24].hex()) for c, p in self.received[since:][-20:]]
+                    raise TimeoutError("no matching frame from the module within %.1f s; %d frames since "
+                                       "the mark, the last (cmd:payload): %s"
+                                       % (timeout, len(self.received) - since, " ".join(got) or "none"))
                 self._cond.wait(left)
 
     def wait_frame(self, cmd, timeout=5.0, since=None, dp=None):
