@@ -48,8 +48,9 @@ def mqtt(app):
 
 def energy(app):
     k = app.keeper
+    # pending: a report came that the bookkeeping's once-a-second clock has not taken yet
     return {"tz": k.tz, "date": k.date(), "file": k.path, "file_state": k.note,
-            "writes": k.writes, "error": k.error}
+            "writes": k.writes, "error": k.error, "pending": k.seen != app.mcu.last_report}
 
 
 def parts(app):
