@@ -255,8 +255,8 @@ def test_discovery(broker):
             assert [i for i in dev_at if mine[1][0] < i < mine[2][0]], (mine, dev_at)
         # ... and nothing is left retained under the old topics
         late = MqttWatch(broker.port, ("homeassistant/#",))
-        time.sleep(0.5)
-        assert [t for t, p, _ in late.messages if p] == [DEVICE]
+        late.sync("homeassistant/test-sync")
+        assert [t for t, p, r in late.messages if p and r] == [DEVICE]
         late.stop()
         # Every template renders against the state, to the simulator's numbers
         # (the day keys follow the first report within a second: the energy clock's tick)

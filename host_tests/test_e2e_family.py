@@ -128,19 +128,16 @@ def test_silent_meter_is_polled():
         r.start()
         r.settled()
         sim = r.sim
-        t0 = time.monotonic()
         mark = sim.mark()
         seen = []
-        while time.monotonic() - t0 < 7.5:
-            try:
-                sim.wait_frame(0x08, timeout=0.5, since=mark)
-            except TimeoutError:
-                continue
+        for _ in range(4):  # four polls in a row, each timed as it reaches the meter
+            sim.wait_frame(0x08, timeout=10, since=mark)
             seen.append(time.monotonic())
             mark = sim.mark()
-        assert 3 <= len(seen) <= 4, seen
         gaps = [b - a for a, b in zip(seen, seen[1:])]
-        assert all(1.9 <= g <= 2.6 for g in gaps), gaps
+        # every poll_s, never more often; the upper bound only tells 2 s from the default 30 s
+        # (the host's load may delay a poll, never bring it forward)
+        assert all(1.9 <= g <= 6 for g in gaps), gaps
         assert r.fw.state()["mcu"]["polls"] >= 3 and r.fw.state()["mcu"]["poll_s"] == 2
         # what changed at the meter shows up with the next poll
         sim.set_phase("a", voltage=241.5)
