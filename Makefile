@@ -36,7 +36,7 @@ HOST_UMQTT = $(shell MICROPYPATH=.frozen $(RUN_MP) -c "import umqtt.simple" >/de
 PORTABLE_TESTS = $$(grep -l '^PORTABLE = True' host_tests/test_*.py) $$(ls host_tests/mp_test_*.py 2>/dev/null)
 TESTPATH := $(MPPATH):$(CURDIR)/host_tests/fakes:$(CURDIR)/host_tests:$(CURDIR)
 
-.PHONY: setup test test-mp test-py test-32 unix32 image decode build run sim deploy ota flash console bench clean help
+.PHONY: e2e-repeat setup test test-mp test-py test-32 unix32 image decode build run sim deploy ota flash console bench clean help
 
 help:
 	@echo "make setup      venv with the pinned tools, umqtt.simple for the host run"
@@ -52,6 +52,7 @@ help:
 	@echo "make flash PORT=<port> FIRMWARE=<image.bin> [DRY=1]   write MicroPython (official or make image's)"
 	@echo "make console PORT=<port>   the board's REPL"
 	@echo "make bench [SOAK=1]   memory, allocation, latency and size figures"
+	@echo "make e2e-repeat [N=10]   the end-to-end suite N times in a row on every runtime, stops at a failure"
 
 setup: $(STAMP) $(UMQTT)
 
@@ -90,6 +91,12 @@ endif
 
 unix32: setup
 	$(PY) tools/unix32.py
+
+# A test that fails by chance shows here, not in CI: the e2e suite N times on every runtime
+e2e-repeat: setup build
+	tools/apt-ensure mosquitto mosquitto
+	tools/apt-ensure chromedriver chromium chromium-driver
+	$(PY) tools/e2e_repeat.py --rounds $(or $(N),10)
 
 test: test-mp test-py test-32
 
