@@ -241,9 +241,14 @@ class Firmware:
         return self
 
     def stop(self):
+        """Stop make run and the firmware under it. make may be gone a moment before the
+        interpreter it ran, whose listener then still answers: a firmware started next on
+        the same port would seem up while a test talks to the dying one. So: until nothing
+        answers on the port."""
         _stop(self.proc)
         self.proc = None
         gone(self)
+        wait_until(lambda: not connectable(self.http_port), 10, what="the stopped firmware's port closed")
 
     def seen(self, lines=40):
         """The tail of the firmware's log, for a failed wait."""

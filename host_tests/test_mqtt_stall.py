@@ -105,7 +105,8 @@ def test_a_quiet_broker_does_not_stall_the_firmware(mode):
             worst = max(worst, time.monotonic() - t)
             time.sleep(0.1)
         # the loop never waited long on the broker: at most one 2 s socket timeout at a time
-        assert worst < 2.5, worst
+        # (and a busy host's delay; two timeouts in a row would take 4 s)
+        assert worst < 3.5, worst
         # and MQTT gave up on the quiet broker and tried again
         assert broker.clients >= 2, broker.clients
         assert st["mqtt"]["last_error"] and not st["mqtt"]["connected"], st["mqtt"]
