@@ -3,7 +3,10 @@ with MPY_DIR the two 32-bit ones), stopping at the first failure: a test that fa
 shows here before it throws a submission away. Each pass's output goes to build/e2e-repeat/;
 a table of pass times at the end.
 
-    python tools/e2e_repeat.py [--rounds N] [-k EXPR]
+    python tools/e2e_repeat.py [--rounds N] [-k EXPR] [--runtime NAME]
+
+--runtime (64-bit, micropython32 or micropython32-frozen) keeps to one of them: to run the
+runtimes side by side, each in a clone of its own (the runs build into the checkout's build/).
 """
 import argparse
 import os
@@ -27,12 +30,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("-k", default="")
+    ap.add_argument("--runtime", default="")
     a = ap.parse_args()
     logs = os.path.join(ROOT, "build", "e2e-repeat")
     os.makedirs(logs, exist_ok=True)
     rows = []
     for n in range(1, a.rounds + 1):
         for name, mp in runtimes():
+            if a.runtime and name != a.runtime:
+                continue
             log = os.path.join(logs, "round%02d-%s.log" % (n, name))
             args = [sys.executable, "-m", "pytest", "-q", "-m", "e2e", "-p", "no:cacheprovider", "host_tests"]
             if a.k:
@@ -50,8 +56,8 @@ def main():
                 print("failed: see %s" % os.path.relpath(log, ROOT))
                 return rc
     total = sum(r[2] for r in rows)
-    print("%d rounds on %d runtimes passed, %.0f s in all (%.0f s a round)"
-          % (a.rounds, len(rows) // a.rounds, total, total / a.rounds))
+    print("%d rounds on %s passed, %.0f s in all (%.0f s a round)"
+          % (a.rounds, ", ".join(sorted({r[1] for r in rows})), total, total / a.rounds))
     return 0
 
 
