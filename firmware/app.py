@@ -5,6 +5,7 @@ import os
 import time
 
 import asyncio
+from micropython import const
 
 from firmware import board, log
 from firmware.borrow import borrow
@@ -12,6 +13,7 @@ from firmware.http import Http
 
 VERSION = "0.1.0"
 UPDATE_FLAG = "update.mode"  # next to the config: the next boot is in update mode
+DRAIN_MS = const(1500)  # a restart waits at most this long for answers being sent
 UPDATE_MODE_MS = 300000  # an update mode without an update ends in a normal restart
 
 
@@ -127,12 +129,18 @@ class App:
         raise SystemExit(75)
 
     def restart_soon(self, ms=500):
-        """Restart once the answer that asked for it has been sent; meanwhile HTTP answers
-        503 (after an update the heap is in pieces: the old firmware has done its part)."""
+        """Restart once the answer that asked for it has been sent, and the answers other
+        clients were being sent are out: a reset in the middle of one hands its client a
+        cut answer that looks whole (a 200 with half a JSON). Meanwhile HTTP answers 503
+        (after an update the heap is in pieces: the old firmware has done its part). The
+        wait is bounded: a stuck client never holds a restart up for long."""
         self.http.restarting = True
 
         async def later():
             await asyncio.sleep_ms(ms)
+            t = time.ticks_ms()
+            while self.http.active and time.ticks_diff(time.ticks_ms(), t) < DRAIN_MS:
+                await asyncio.sleep_ms(20)
             self.restart()
         asyncio.create_task(later())
 
@@ -166,7 +174,7 @@ class App:
             await asyncio.sleep_ms(200)
         if not self.http.restarting:
             log.info("update mode: no update came")
-            self.restart()
+            self.restart_soon(0)
 
     def command_done(self, name):
         """After a command answered (HTTP) or logged (MQTT): the commands that act on the

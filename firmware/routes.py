@@ -30,7 +30,7 @@ async def _setup(http, w, method, path, headers, body):
         wlan = None
         if app.wifi is not None:
             wlan = app.wifi.net.WLAN(app.wifi.net.STA_IF)
-        p = portal.Portal(app.cfg, app.config_path, wlan, app.restart, http._authorized,
+        p = portal.Portal(app.cfg, app.config_path, wlan, lambda: app.restart_soon(0), http._authorized,
                           page_path=http.page_path[:http.page_path.rfind("/") + 1] + "setup.html")
         r = p.handle(method, path, headers, body)
     if r is None:
