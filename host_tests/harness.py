@@ -307,6 +307,43 @@ class Firmware:
         return self.request("POST", "/api/cmd/" + name, payload, headers)
 
 
+class Poller:
+    """GET path again and again from a thread while a test does something else (a restart,
+    a save): every answer kept as (status, body), a refused or cut connection as (None, its
+    exception). Every 200 must be whole: check with whole_json()."""
+
+    def __init__(self, fw, path="/api/state"):
+        self.fw, self.path = fw, path
+        self.answers = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.answers.append(self.fw.request("GET", self.path, timeout=5))
+            except Exception as e:  # refused or reset while restarting: not an answer
+                self.answers.append((None, e))
+                time.sleep(0.02)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+        return self
+
+    def whole_json(self):
+        """The 200 answers that are not whole JSON (a cut one would look like a 200)."""
+        bad = []
+        for st, body in self.answers:
+            if st == 200:
+                try:
+                    json.loads(body)
+                except ValueError:
+                    bad.append(body[-200:])
+        return bad
+
+
 class MqttWatch:
     """A paho-mqtt client that records every message under the given topics."""
     made = 0

@@ -8,7 +8,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import Firmware, wait_until
+from harness import Firmware, Poller, wait_until
 from spm02sim import Simulator
 
 
@@ -146,6 +146,7 @@ def test_password_guards_posts_only():
 def test_setup_portal_saves_config_atomically():
     sim = Simulator(layout="v2", port=0, interval=3600).start()
     fw = Firmware(sim.port, None, mqtt={"password": "old-mqtt-secret"})
+    poller = None
     try:
         fw.start()
         st, page = fw.request("GET", "/setup")
@@ -154,6 +155,7 @@ def test_setup_portal_saves_config_atomically():
         assert st == 200 and json.loads(info)["mpw"] is True and b"old-mqtt-secret" not in info
         assert fw.request("GET", "/setup/save")[0] == 405
         form = "name=meter-2&ssid=HomeNet&password=wifi-pass-123&mqtt_host=127.0.0.9&mqtt_port=1884"
+        poller = Poller(fw)  # a page polling all through the save and the restart
         st, body = fw.request("POST", "/setup/save", form.encode(),
                               {"Content-Type": "application/x-www-form-urlencoded"})
         assert st == 200 and json.loads(body)["ok"] is True, body
@@ -169,16 +171,22 @@ def test_setup_portal_saves_config_atomically():
         # the firmware restarts into the new config (exit status 75; make run starts it again)
         def renamed():
             try:
-                return fw.state()["device"]["name"] == "meter-2"
+                st, body = fw.request("GET", "/api/state")
             except OSError:  # restarting
                 return False
+            return st == 200 and json.loads(body)["device"]["name"] == "meter-2"  # (503: restarting)
         wait_until(renamed, 10, what="a restart into the new config")
         assert "make run: restart (exit status 75)" in fw.log()
+        # no answer was cut by the restart: every 200 the page got is whole
+        poller.stop()
+        assert [a for a in poller.answers if a[0] == 200] and poller.whole_json() == [], poller.whole_json()
         st, body = fw.request("POST", "/setup/save", b"name=bad name!&ssid=x",
                               {"Content-Type": "application/x-www-form-urlencoded"})
         assert st == 400 and json.load(open(fw.cfg_path))["name"] == "meter-2"
         assert "wifi-pass-123" not in fw.log()
     finally:
+        if poller is not None:
+            poller.stop()
         fw.stop()
         sim.stop()
 

@@ -73,15 +73,23 @@ def rig(request):
         r.stop()
 
 
+# The page rebuilds its tables every poll, so an element WebDriver found may be gone (stale)
+# by the time it is read: what is read from them is read in one step, in the page.
+
 def text(driver, id_):
-    from selenium.common.exceptions import StaleElementReferenceException
-    for _ in range(5):  # the page redraws its tables every poll: an element may go stale
-        els = driver.find_elements(By.ID, id_)  # "" while the page has not drawn it yet
-        try:
-            return els[0].text.strip() if els else ""
-        except StaleElementReferenceException:
-            continue
-    return ""
+    """The element's text as shown, "" while the page has not drawn it."""
+    return driver.execute_script("var e=document.getElementById(arguments[0]);"
+                                 "return e?e.innerText.trim():''", id_)
+
+
+def classes(driver, id_):
+    return driver.execute_script("return document.getElementById(arguments[0]).className.split(' ')", id_)
+
+
+def cells(driver, css):
+    """The texts of every element matching css, in one step."""
+    return driver.execute_script("return Array.from(document.querySelectorAll(arguments[0]))"
+                                 ".map(e=>e.innerText.trim())", css)
 
 
 def number(driver, id_):
@@ -142,8 +150,8 @@ def test_readings_equal_the_simulator(browser, rig):
     for k in READINGS:
         assert number(browser, "v-" + k) == truth[k], k
     # derived values are marked, measured ones are not
-    assert "d" in browser.find_element(By.ID, "v-power_factor_a").get_attribute("class").split()
-    assert "d" not in browser.find_element(By.ID, "v-voltage_a").get_attribute("class").split()
+    assert "d" in classes(browser, "v-power_factor_a")
+    assert "d" not in classes(browser, "v-voltage_a")
     assert browser.find_element(By.ID, "leg").is_displayed()
     assert not browser.find_element(By.ID, "warnings").is_displayed()
     assert text(browser, "mcu-online") == "yes"
@@ -151,8 +159,7 @@ def test_readings_equal_the_simulator(browser, rig):
     assert text(browser, "faults") == "none"
     assert "overvoltage" in text(browser, "alarms")
     # every DP the meter sent has a row
-    rows = browser.find_elements(By.CSS_SELECTOR, "#dps tr")
-    shown = {int(r.find_elements(By.TAG_NAME, "td")[0].text) for r in rows[1:]}
+    shown = {int(x) for x in cells(browser, "#dps tr td:first-of-type")}
     assert set(sim.truth_counts()) <= shown
     assert not browser.find_element(By.ID, "rib").is_displayed()  # no report interval in v2
     screenshot(browser, "page.png")
@@ -241,11 +248,10 @@ def test_wrong_layout_shows_warnings(browser):
         assert text(browser, "layout").startswith("v2")
         # an unmapped value DP shows its value at the usual scales, exactly
         counts = r.sim.truth_counts()
-        row = browser.find_element(By.ID, "dp-112")
-        cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+        row = cells(browser, "#dp-112 td")
         n = counts[112]
-        assert "unmapped" in cells and str(n) in cells
-        assert cells[-3:] == ["%d.%d" % divmod(n, 10), "%d.%02d" % divmod(n, 100), "%d.%03d" % divmod(n, 1000)]
+        assert "unmapped" in row and str(n) in row
+        assert row[-3:] == ["%d.%d" % divmod(n, 10), "%d.%02d" % divmod(n, 100), "%d.%03d" % divmod(n, 1000)]
         screenshot(browser, "page-warnings.png")
         # the firmware goes away: the page says so and keeps trying
         r.fw.stop()
@@ -294,7 +300,7 @@ def test_single_phase_page(browser):
         open_page(d, r.fw)
         truth = sim.truth()
         wait_until(lambda: number(d, "v-voltage_a") == truth["voltage_a"], 10, 0.1, "phase A")
-        head = [c.text for c in d.find_elements(By.CSS_SELECTOR, "#ph tr:first-child th")]
+        head = cells(d, "#ph tr:first-child th")
         assert head == ["", "A"]
         assert not d.find_elements(By.ID, "v-voltage_b") and not d.find_elements(By.ID, "v-power_c")
         assert not d.find_elements(By.ID, "v-reactive_power_a")  # the 8-byte format has none
@@ -318,10 +324,10 @@ def test_v02_page_shows_reactive_and_apparent_power(browser):
         keys = [k + "_" + p for k in ("reactive_power", "apparent_power", "power_factor") for p in "abc"]
         wait_until(lambda: all(number(browser, "v-" + k) == truth[k] for k in keys), 10, 0.1,
                    "reactive, apparent power and the meter's power factor")
-        head = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#ph tr:first-child th")]
+        head = cells(browser, "#ph tr:first-child th")
         assert head == ["", "A", "B", "C"]
         # the meter's own power factor: not marked derived
-        assert "d" not in browser.find_element(By.ID, "v-power_factor_a").get_attribute("class").split()
+        assert "d" not in classes(browser, "v-power_factor_a")
         assert not browser.find_element(By.ID, "leg").is_displayed()
     finally:
         r.stop()
