@@ -157,7 +157,8 @@ def _class_members(cls, lines):
 def _shapes(fn, method):
     """The fake's signature as the calls it takes, one signature per number of positional
     arguments (an overloaded stub function takes each with another overload). Parameters
-    keep their names (`__x`: positional-only, as MicroPython has no `/`); types are Any:
+    keep their names (`__x`: positional-only, as MicroPython has no `/`); types are Any
+    (object for *args and **kw: pyright takes `*args: Any, **kw: Any` for any call):
     what is checked is which calls are taken, not the values."""
     a = fn.args
     pos = [x.arg for x in a.posonlyargs + a.args]
@@ -167,13 +168,13 @@ def _shapes(fn, method):
     for k in range(nreq, len(pos) + 1):
         parts = ["%s: Any" % p for p in pos[:k]]
         if a.vararg and k == len(pos):
-            parts.append("*%s: Any" % a.vararg.arg)
+            parts.append("*%s: object" % a.vararg.arg)
         elif a.kwonlyargs:
             parts.append("*")
         for kw, d in zip(a.kwonlyargs, a.kw_defaults):
             parts.append("%s: Any%s" % (kw.arg, "" if d is None else " = ..."))
         if a.kwarg:
-            parts.append("**%s: Any" % a.kwarg.arg)
+            parts.append("**%s: object" % a.kwarg.arg)
         yield ", ".join(parts)
 
 
