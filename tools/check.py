@@ -42,7 +42,7 @@ BUILTIN_TYPES = {"int", "str", "bytes", "bytearray", "memoryview", "float", "boo
 CALL_MISUSE = re.compile(r'^(No parameter named|Expected \d+ positional argument|Too many positional'
                          r'|Arguments? missing for parameter)')
 OVERLOAD = re.compile(r'^No overloads for "(\w+)"')
-ATTR_CLASS = re.compile(r'^Cannot (?:access|assign to) attribute "(\w+)" for class "([\w\[\]]+)"')
+ATTR_CLASS = re.compile(r'^Cannot (?:access|assign to) attribute "(\w+)" for class "(.+)"$')
 FAKE_MARK = re.compile(r"#\s*fake of (module )?([\w.]+)")
 TEST_ONLY = "# test-only"
 
@@ -378,6 +378,11 @@ def is_api_error(d, ours):
     if rule == "reportAttributeAccessIssue":
         m = ATTR_CLASS.match(msg)
         cls = m.group(2) if m else ""
+        if cls.startswith("Literal["):  # a literal is of a builtin type
+            cls = "int"
+        cls = cls.split("[")[0]  # list[str] -> list, type[X] stays type: the class object
+        if cls == "type":
+            cls = m.group(2)[5:-1]
         return bool(m) and cls not in BUILTIN_TYPES and cls not in ours
     if rule == "reportCallIssue":
         if CALL_MISUSE.match(msg):
