@@ -325,7 +325,9 @@ def run_pyright(pyright, board, files, extra_paths):
     cfg_dir = os.path.join(STUBS, "run-" + board)
     os.makedirs(cfg_dir, exist_ok=True)
     novenv = os.path.join(cfg_dir, "novenv")
-    os.makedirs(os.path.join(novenv, "lib", "python3", "site-packages"), exist_ok=True)
+    os.makedirs(os.path.join(novenv, "lib", "python3.11", "site-packages"), exist_ok=True)  # any 3.x
+    with open(os.path.join(novenv, "pyvenv.cfg"), "w") as f:
+        f.write("home = /nonexistent\n")
     stubs = os.path.join(STUBS, board)
     cfg = {
         # pyright takes only paths relative to its configuration file here
