@@ -186,6 +186,27 @@ def test_refused_bundles(d):
     refused(d, bundle(other)[0], "lib/tuya.mpy: not .mpy version")
 
 
+class NearlyFullFlash:  # fake of module os
+    """os on a flash with 4 free blocks of 4096 bytes; the rest is the host's."""
+
+    def statvfs(self, __path):
+        return (4096, 4096, 100, 4, 4, 0, 0, 0, 0, 255)
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+
+@quiet
+def test_a_bundle_bigger_than_the_free_flash_is_refused(d):
+    data, ident = bundle()
+    old = ota.os
+    ota.os = NearlyFullFlash()
+    try:
+        refused(d, data, "not enough flash: the bundle needs about")
+    finally:
+        ota.os = old
+
+
 @quiet
 def test_bad_headers(d):
     z = "0" * 64
