@@ -346,15 +346,22 @@ def run_pyright(pyright, board, files, extra_paths):
     path = os.path.join(cfg_dir, "pyrightconfig.json")
     with open(path, "w") as f:
         json.dump(cfg, f, indent=1)
-    p = subprocess.run([pyright, "-p", path, "--outputjson"], capture_output=True, text=True)
+    # started here, read by finish_pyright: the boards run side by side
+    return subprocess.Popen([pyright, "-p", path, "--outputjson"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True), len(files)
+
+
+def finish_pyright(run):
+    p, nfiles = run
+    stdout, stderr = p.communicate()
     try:
-        out = json.loads(p.stdout)
+        out = json.loads(stdout)
         n = out["summary"]["filesAnalyzed"]
     except (ValueError, KeyError):
         n = -1
-    if n < len(files):  # a directory counts once here, and is several files
-        sys.stderr.write(p.stdout + p.stderr)
-        raise SystemExit("check: pyright analysed %d files of %d (exit status %d)" % (n, len(files), p.returncode))
+    if n < nfiles:  # a directory counts once here, and is several files
+        sys.stderr.write(stdout + stderr)
+        raise SystemExit("check: pyright analysed %d files of %d (exit status %d)" % (n, nfiles, p.returncode))
     return out["generalDiagnostics"]
 
 
@@ -425,9 +432,10 @@ def main(argv=None):
     failed = bool(problems)
     for p in problems:
         print("check: allow-list: " + p)
-    for board in boards:
+    runs = [run_pyright(pyright, board, files, [os.path.join(ROOT, "lib"), ROOT]) for board in boards]
+    for board, run in zip(boards, runs):
         api, allowed, noise, fake_errs = [], [], [], []
-        for d in run_pyright(pyright, board, files, [os.path.join(ROOT, "lib"), ROOT]):
+        for d in finish_pyright(run):
             file = d["file"]
             line = d["range"]["start"]["line"] + 1
             col = d["range"]["start"]["character"] + 1
