@@ -1,5 +1,6 @@
 # make check (tools/check.py) fails on what it is there to catch: a fake that offers more
-# than MicroPython's stub of the module (a name, an argument, a keyword, an attribute),
+# than MicroPython's stub of the module (a name, an argument, a keyword, an attribute, a
+# constant's value),
 # and device code that misuses the device's API; typing noise alone does not fail it.
 # One board keeps it quick: the boards' stubs agree on everything used here.
 import os
@@ -40,6 +41,7 @@ def test_a_fake_offering_more_than_its_stub_fails(tmp_path):
     edit(m, "def value(self, __v=None):", "def value(self, v=None):")    # v= by keyword
     edit(m, "self.tx = bytearray()  # test-only", "self.tx = bytearray()")  # an attribute
     edit(str(fakes / "network.py"), "def scan(self):", "def scan(self, passive=False):")
+    edit(str(fakes / "network.py"), "STAT_GOT_IP = 1010", "STAT_GOT_IP = 1011")  # another value
     test = tmp_path / "mp_test_x.py"
     test.write_text("class S:  # fake of socket.socket\n"
                     "    def sendall(self, __b, __flags):\n        pass\n\n\n"
@@ -50,9 +52,10 @@ def test_a_fake_offering_more_than_its_stub_fails(tmp_path):
     for what in ("offers machine.frobnicate()", "offers machine.reset(hard: Any)",
                  "offers machine.Pin.value(v: Any)", "offers machine.UART.tx,",
                  "offers network.WLAN.scan(passive: Any)",
-                 "offers socket.socket.sendall(__b: Any, __flags: Any)"):
+                 "offers socket.socket.sendall(__b: Any, __flags: Any)",
+                 "network.STAT_GOT_IP = 1011, the stub says 1010"):
         assert what in out, (what, out)
-    assert "5 fake mismatches" not in out and "6 fake mismatches" in out, out
+    assert "7 fake mismatches" in out, out
     assert "socket.socket.close" not in out  # what the device has passes
 
 

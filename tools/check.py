@@ -250,29 +250,61 @@ def generate_fake_check(fakes, out_dir):
     return path, where
 
 
+def _int_consts(body, lines=None):
+    """{name: (value, line)} of the integer constants a module or class body sets."""
+    out = {}
+    for st in body:
+        if lines is not None and _marked(lines, st):
+            continue
+        if isinstance(st, ast.AnnAssign):
+            targets, value = [st.target], st.value
+        elif isinstance(st, ast.Assign):
+            targets, value = st.targets, st.value
+        else:
+            continue
+        if isinstance(value, ast.Constant) and type(value.value) is int:
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    out[t.id] = (value.value, st.lineno)
+    return out
+
+
+def _stub_tree(stub_dir, module):
+    for rel_path in (module + ".pyi", module + "/__init__.pyi", "stdlib/" + module + ".pyi",
+                     "stdlib/" + module + "/__init__.pyi"):
+        path = os.path.join(stub_dir, rel_path)
+        if os.path.exists(path):
+            return ast.parse(open(path).read())
+    return None
+
+
 def fake_constants(fakes, stub_dir):
-    """Integer constants a module fake defines that the stub gives another value."""
+    """Integer constants a fake gives another value than the stub does (Pin.PULL_UP...)."""
     bad = []
     for f in fakes:
-        if f.cls is not None:
+        tree = _stub_tree(stub_dir, f.module)
+        if tree is None:
             continue
-        stub = os.path.join(stub_dir, f.module + ".pyi")
-        if not os.path.exists(stub):
-            continue
-        want = {}
-        for st in ast.parse(open(stub).read()).body:
-            if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name) \
-                    and isinstance(st.value, ast.Constant) and isinstance(st.value.value, int):
-                want[st.target.id] = st.value.value
+        stub_classes = dict((c.name, c) for c in tree.body if isinstance(c, ast.ClassDef))
         text = open(f.path).read()
         lines = text.splitlines()
-        for st in ast.parse(text).body:
-            if isinstance(st, ast.Assign) and isinstance(st.value, ast.Constant) \
-                    and isinstance(st.value.value, int) and not _marked(lines, st):
-                for t in st.targets:
-                    if isinstance(t, ast.Name) and t.id in want and want[t.id] != st.value.value:
-                        bad.append("%s:%d: %s.%s = %d, the stub says %d" % (
-                            rel(f.path), st.lineno, f.module, t.id, st.value.value, want[t.id]))
+        pairs = []  # (fake body, stub body, label)
+        if f.cls is None:
+            fake_tree = ast.parse(text)
+            pairs.append((fake_tree.body, tree.body, f.module))
+            for c in fake_tree.body:
+                if isinstance(c, ast.ClassDef) and c.name in stub_classes:
+                    pairs.append((c.body, stub_classes[c.name].body, "%s.%s" % (f.module, c.name)))
+        elif f.as_module:
+            pairs.append((f.cls.body, tree.body, f.module))
+        elif f.target_cls in stub_classes:
+            pairs.append((f.cls.body, stub_classes[f.target_cls].body, "%s.%s" % (f.module, f.target_cls)))
+        for fake_body, stub_body, label in pairs:
+            want = _int_consts(stub_body)
+            for name, (value, line) in sorted(_int_consts(fake_body, lines).items()):
+                if name in want and want[name][0] != value:
+                    bad.append("%s:%d: %s.%s = %d, the stub says %d" % (
+                        rel(f.path), line, label, name, value, want[name][0]))
     return bad
 
 

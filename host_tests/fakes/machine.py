@@ -86,8 +86,8 @@ class UART(io.IOBase):
 class Pin:
     IN = 1
     OUT = 3
-    PULL_UP = 1
-    PULL_DOWN = 2
+    PULL_UP = 2    # the ESP32 port's values (make check compares them with the stub)
+    PULL_DOWN = 1
     levels = {}      # test-only: pin id -> input level set by the test
     instances = []   # test-only
 
