@@ -82,3 +82,26 @@ def test_device_code_misusing_the_api_fails_and_typing_noise_does_not(tmp_path):
     assert "6 API errors" in out, out
     for line in range(3, 9):
         assert "bad.py:%d:" % line in out, (line, out)
+
+
+def test_the_allow_list_wants_a_reason_and_a_proof_that_holds(tmp_path):
+    src = tmp_path / "mpy"
+    (src / "extmod").mkdir(parents=True)
+    (src / "extmod" / "x.py").write_text("def core():\n    pass\n")
+    allow = tmp_path / "allow.txt"
+    allow.write_text("firmware/a.py: one\n"
+                     "    why: a stub is wrong\n"
+                     "    proof: extmod/x.py:1: def core():\n"      # holds
+                     "firmware/b.py: two\n"
+                     "    why: a stub is wrong\n"
+                     "    proof: extmod/x.py:2: def core():\n"      # line 2 says something else
+                     "firmware/c.py: three\n"
+                     "    proof: extmod/x.py:1: def core():\n")     # no reason
+    env = dict(os.environ, MPY_DIR=str(src))
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "check.py"), "--board", BOARD,
+                        "--fakes-only", "--allow", str(allow)], capture_output=True, text=True, env=env)
+    out = p.stdout + p.stderr
+    assert p.returncode == 1, out
+    assert "allow.txt:4: proof extmod/x.py:2 does not say 'def core():'" in out, out
+    assert "allow.txt:7: the entry has no why" in out, out
+    assert "allow.txt:1:" not in out, out
