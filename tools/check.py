@@ -12,11 +12,13 @@ v1.28's official stubs, for each board we support.
    whether the stub's function takes every call the fake's takes. A fake is a module in
    host_tests/fakes/ (named as the module it fakes), or a class in a test marked
    `# fake of module X` or `# fake of X.Y`. What only the tests use (how they drive and
-   inspect a fake) carries a `# test-only` comment on its line and is left out.
+   inspect a fake) carries a `# test-only` comment on its line and is left out. The
+   integer constants a fake sets must have the stub's values.
 
-Where a stub is wrong, tools/check/allow.txt says so, with the reason and the MicroPython
-source line that proves it (checked against $MPY_DIR when it is set). Installs what it
-needs itself: the stubs per board with pip into .stubs/<board>, pyright with npm.
+Where a stub is wrong (about the device code or a fake), tools/check/allow.txt says so,
+with the reason and the MicroPython source line that proves it (checked against $MPY_DIR
+when it is set). Installs what it needs itself: the stubs per board with pip into
+.stubs/<board>, pyright with npm into .stubs/pyright.
 """
 import argparse
 import ast
