@@ -21,6 +21,7 @@ FROZEN ?=
 HOST ?=
 PASSWORD ?=
 WAIT ?=
+NOISE ?=
 
 # The 32-bit runtimes (make unix32) are built from a MicroPython v1.28.0 source tree
 MPY_DIR ?=
@@ -36,11 +37,12 @@ HOST_UMQTT = $(shell MICROPYPATH=.frozen $(RUN_MP) -c "import umqtt.simple" >/de
 PORTABLE_TESTS = $$(grep -l '^PORTABLE = True' host_tests/test_*.py) $$(ls host_tests/mp_test_*.py 2>/dev/null)
 TESTPATH := $(MPPATH):$(CURDIR)/host_tests/fakes:$(CURDIR)/host_tests:$(CURDIR)
 
-.PHONY: e2e-repeat setup test test-mp test-py test-32 unix32 image decode build run sim deploy ota flash console bench clean help
+.PHONY: e2e-repeat setup check test test-mp test-py test-32 unix32 image decode build run sim deploy ota flash console bench clean help
 
 help:
 	@echo "make setup      venv with the pinned tools, umqtt.simple for the host run"
-	@echo "make test       the whole test suite (MicroPython unix port + pytest)"
+	@echo "make test       the whole test suite (make check + MicroPython unix port + pytest)"
+	@echo "make check [NOISE=1]   device code and the tests' fakes type-checked against MicroPython v1.28's stubs (ESP32-C3, ESP32)"
 	@echo "make decode [JSON=1] < log   decode TuyaMCU frames found in any text"
 	@echo "make run CONFIG=<file> [HEAPSIZE=<n>] [MICROPYTHON=<path>]   the firmware in the unix port"
 	@echo "make unix32 MPY_DIR=<MicroPython source>   the 32-bit runtimes (stock image, firmware frozen)"
@@ -64,6 +66,11 @@ $(STAMP): requirements-dev.txt
 
 $(UMQTT): | $(STAMP)
 	$(PY) tools/fetch_umqtt.py .deps
+
+# The device code (and the tests' fakes) against MicroPython v1.28's stubs for each board;
+# tools/check.py installs the pinned stubs (tools/check/*.txt) into .stubs/ and pyright.
+check: setup
+	$(PY) tools/check.py $(if $(NOISE),--noise)
 
 # The portable tests (marked PORTABLE = True) run in the MicroPython unix port too;
 # mp_test_*.py (the ESP32 parts, with fakes of machine and network) run only there.
@@ -98,7 +105,7 @@ e2e-repeat: setup build
 	tools/apt-ensure chromedriver chromium chromium-driver
 	$(PY) tools/e2e_repeat.py --rounds $(or $(N),10)
 
-test: test-mp test-py test-32
+test: check test-mp test-py test-32
 
 decode: setup
 	@$(PY) tools/decode.py $(if $(JSON),--json)

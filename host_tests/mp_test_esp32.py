@@ -59,12 +59,12 @@ def fresh():
     esp32.machine = machine
 
 
-class FakeMicropython:
+class FakeMicropython:  # fake of module micropython
     def __init__(self):
-        self.kbd = []
+        self.kbd = []  # test-only
 
-    def kbd_intr(self, c):
-        self.kbd.append(c)
+    def kbd_intr(self, __c):
+        self.kbd.append(__c)
 
 
 def with_mp(fn):
@@ -355,7 +355,7 @@ def test_button_long_press_once_per_press():
     b = esp32.Button(9, lambda: calls.append(1))
     b.LONG_MS = 100
     b.POLL_MS = 5
-    assert machine.Pin.instances[-1].pull == machine.Pin.PULL_UP
+    assert machine.Pin.instances[-1].pull() == machine.Pin.PULL_UP
 
     async def main():
         t = asyncio.create_task(b.run())
@@ -388,7 +388,7 @@ def test_safe_mode():
     assert time.ticks_diff(time.ticks_ms(), t0) >= 60
     machine.Pin.levels[9] = 0
     assert esp32.safe_mode(9, window_ms=2000, hold_ms=20) is True
-    assert machine.Pin.instances[-1].pull == machine.Pin.PULL_UP
+    assert machine.Pin.instances[-1].pull() == machine.Pin.PULL_UP
 
 
 def test_unique_id_and_reset():

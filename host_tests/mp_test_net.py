@@ -13,48 +13,48 @@ SO_REUSEADDR = 4
 LWIP_OPTIONS = (SO_REUSEADDR, 0x20, 0x19, 1, 0x400)  # REUSEADDR, BROADCAST, BINDTODEVICE, NODELAY, ADD_MEMBERSHIP
 
 
-class LwipSocket:
+class LwipSocket:  # fake of socket.socket
     def __init__(self):
-        self.calls = []
-        self.timeout = None  # None: blocking, as on lwIP
+        self.calls = []  # test-only
+        self.timeout = None  # test-only: None: blocking, as on lwIP
 
-    def setsockopt(self, level, opt, value):
-        if opt not in LWIP_OPTIONS:
+    def setsockopt(self, __level, __opt, __value):
+        if __opt not in LWIP_OPTIONS:
             raise OSError(22)  # EINVAL
-        self.calls.append(("setsockopt", opt, value))
+        self.calls.append(("setsockopt", __opt, __value))
 
-    def bind(self, addr):
-        self.calls.append(("bind", addr))
+    def bind(self, __addr):
+        self.calls.append(("bind", __addr))
 
-    def listen(self, backlog=2):
-        self.calls.append(("listen", backlog))
+    def listen(self, __backlog=2):
+        self.calls.append(("listen", __backlog))
 
-    def setblocking(self, flag):
-        self.timeout = None if flag else 0
+    def setblocking(self, __flag):
+        self.timeout = None if __flag else 0
 
-    def settimeout(self, t):
-        self.timeout = t
+    def settimeout(self, __t):
+        self.timeout = __t
 
     def close(self):
         self.calls.append(("close",))
 
 
-class LwipModule:
+class LwipModule:  # fake of module socket
     SOL_SOCKET = 0xFFF
     SO_REUSEADDR = SO_REUSEADDR
     AF_INET = 2
     SOCK_STREAM = 1
 
     def __init__(self):
-        self.made = []
+        self.made = []  # test-only
 
-    def socket(self, *args):
+    def socket(self, __af=2, __type=1, __proto=0):
         s = LwipSocket()
         self.made.append(s)
         return s
 
-    def getaddrinfo(self, host, port):
-        return [(2, 1, 0, "", (host, port))]
+    def getaddrinfo(self, __host, __port):
+        return [(2, 1, 0, "", (__host, __port))]
 
 
 def test_listener_uses_only_lwip_options_and_an_explicit_backlog():

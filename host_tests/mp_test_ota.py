@@ -48,17 +48,18 @@ def bundle(files=FILES, head=None):
     return data, sha(head)[:12]
 
 
-class Reader:
+class Reader:  # fake of asyncio.StreamReader
     """A socket's StreamReader: the data in pieces of the given sizes, in turn; None now and
     then (nothing after all); then EOF."""
 
     def __init__(self, data, sizes=(1, 7, 512, 100, 3000)):
-        self.data = data
-        self.sizes = sizes
-        self.i = 0
-        self.n = 0
+        self.data = data  # test-only
+        self.sizes = sizes  # test-only
+        self.i = 0  # test-only
+        self.n = 0  # test-only
 
-    async def readinto(self, mv):
+    async def readinto(self, buf):
+        mv = buf
         self.n += 1
         if self.n % 5 == 0:
             return None
@@ -68,12 +69,12 @@ class Reader:
         return k
 
 
-class Writer:
+class Writer:  # fake of asyncio.StreamWriter
     def __init__(self):
-        self.out = b""
+        self.out = b""  # test-only
 
-    def write(self, b):
-        self.out += b
+    def write(self, __buf):
+        self.out += __buf
 
     async def drain(self):
         pass
@@ -183,6 +184,27 @@ def test_refused_bundles(d):
     refused(d, b"", "at most", status=413, length=ota.MAX_BUNDLE + 1)
     other = [(p, b[:1] + b"\x01" + b[2:] if p == "lib/tuya.mpy" else b) for p, b in FILES]
     refused(d, bundle(other)[0], "lib/tuya.mpy: not .mpy version")
+
+
+class NearlyFullFlash:  # fake of module os
+    """os on a flash with 4 free blocks of 4096 bytes; the rest is the host's."""
+
+    def statvfs(self, __path):
+        return (4096, 4096, 100, 4, 4, 0, 0, 0, 0, 255)
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+
+@quiet
+def test_a_bundle_bigger_than_the_free_flash_is_refused(d):
+    data, ident = bundle()
+    old = ota.os
+    ota.os = NearlyFullFlash()
+    try:
+        refused(d, data, "not enough flash: the bundle needs about")
+    finally:
+        ota.os = old
 
 
 @quiet

@@ -1,6 +1,8 @@
 # A small fake of MicroPython's `network` for host tests: WLAN interfaces are
 # singletons per interface (as on the ESP32), controlled through their attributes.
-FAKE = True
+# make check holds it to MicroPython's stubs (see machine.py here): "# test-only" marks
+# what only the tests use; a parameter named __x is positional-only.
+FAKE = True  # test-only
 STA_IF = 0
 AP_IF = 1
 AUTH_OPEN = 0
@@ -13,46 +15,47 @@ STAT_NO_AP_FOUND = 201
 _wlans = {}
 
 
-def reset_all():
+def reset_all():  # test-only
     _wlans.clear()
 
 
-def WLAN(interface=STA_IF):
+def WLAN(__interface=STA_IF):
+    interface = __interface
     w = _wlans.get(interface)
     if w is None:
         w = _wlans[interface] = _WLAN(interface)
     return w
 
 
-class _WLAN:
+class _WLAN:  # fake of network.WLAN
     def __init__(self, interface):
-        self.interface = interface
-        self.on = False
-        self.conf = {}
-        self.connects = []          # (ssid, password) of every connect()
-        self.disconnects = 0
-        self.succeed_after = 1      # isconnected() turns True on this connect() (None: never)
-        self.connect_polls = 1      # isconnected() calls that still say False after a good connect()
+        self.interface = interface  # test-only
+        self.on = False  # test-only
+        self.conf = {}  # test-only
+        self.connects = []          # test-only: (ssid, password) of every connect()
+        self.disconnects = 0  # test-only
+        self.succeed_after = 1      # test-only: isconnected() turns True on this connect() (None: never)
+        self.connect_polls = 1      # test-only: isconnected() calls that still say False after a good connect()
         self._pending = 0
-        self.connected = False
-        self.rssi = -57
-        self.scan_results = []      # what scan() returns
-        self.scan_error = None      # an exception scan() raises instead
-        self.scans = 0
+        self.connected = False  # test-only
+        self.rssi = -57  # test-only
+        self.scan_results = []      # test-only: what scan() returns
+        self.scan_error = None      # test-only: an exception scan() raises instead
+        self.scans = 0  # test-only
 
-    def active(self, on=None):
+    def active(self, __on=None):
+        on = __on
         if on is None:
             return self.on
         self.on = bool(on)
         if not on:
             self.connected = False
 
-    def config(self, *args, **kw):
-        if args:
-            return self.conf.get(args[0])
+    def config(self, **kw):  # only setting: the firmware reads nothing back (tests see .conf)
         self.conf.update(kw)
 
-    def connect(self, ssid=None, key=None):
+    def connect(self, __ssid=None, __key=None):
+        ssid, key = __ssid, __key
         if not self.on:
             raise OSError("Wifi Not Started")
         self.connects.append((ssid, key))
@@ -64,7 +67,7 @@ class _WLAN:
         self.connected = False
         self._pending = 0
 
-    def drop(self):
+    def drop(self):  # test-only
         """The access point went away."""
         self.connected = False
         self._pending = 0
@@ -75,7 +78,8 @@ class _WLAN:
             self.connected = not self._pending
         return self.connected
 
-    def status(self, param=None):
+    def status(self, __param=None):
+        param = __param
         if param == "rssi":
             if not self.connected:
                 raise OSError("not connected")
@@ -84,7 +88,7 @@ class _WLAN:
             raise ValueError("unknown status param")
         return STAT_GOT_IP if self.connected else STAT_NO_AP_FOUND
 
-    def ifconfig(self, conf=None):
+    def ifconfig(self, __conf=None):
         if self.connected or self.interface == AP_IF:
             return ("192.168.4.1" if self.interface == AP_IF else "192.0.2.50",
                     "255.255.255.0", "192.0.2.1", "192.0.2.1")
