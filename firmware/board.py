@@ -7,11 +7,8 @@ import time
 import asyncio
 
 ESP32 = sys.platform == "esp32"
-if ESP32:
-    NO_CLOCK = False
-else:  # test hook, host only: SPM02_NO_CLOCK=1 plays an ESP32 before NTP
-    import os
-    NO_CLOCK = os.getenv("SPM02_NO_CLOCK") == "1"
+# test hook, host only: SPM02_NO_CLOCK=1 plays an ESP32 before NTP
+NO_CLOCK = not ESP32 and __import__("os").getenv("SPM02_NO_CLOCK") == "1"
 
 
 def ticks():
