@@ -72,8 +72,7 @@ def main():
 
     # Changed values: alternate two reports whose value DPs all differ
     a, b = report_frames(1), report_frames(2)
-    changed_per_report = len(a) - 4  # DPs 23, 50, 9, 19, 101, 17, 18 stay; raw phases change
-    changed_per_report = sum(1 for x, y in zip(a, b) if x != y)
+    changed_per_report = sum(1 for x, y in zip(a, b) if x != y)  # DPs (one frame each) that changed
     reps = N // len(a)
 
     def changing():
@@ -81,8 +80,8 @@ def main():
             for f in (a if t & 1 else b):
                 m.feed(40000 + t, f)
     out["alloc_changed_total"] = alloc_of(changing)
-    out["changed_values"] = reps * changed_per_report
-    out["alloc_per_changed_value"] = out["alloc_changed_total"] / (reps * changed_per_report)
+    out["changed_dps"] = reps * changed_per_report
+    out["alloc_per_changed_dp"] = out["alloc_changed_total"] / (reps * changed_per_report)
 
     # Parser throughput: frames through the decoder alone, and the whole feed path
     stream = b"".join(report_frames(3)) * 20
@@ -110,9 +109,10 @@ def main():
     out["cpu_us_per_report_cycle"] = time.ticks_diff(time.ticks_us(), t0) // cycles
     out["state_json_bytes"] = len(payload)
     out["dps_json_bytes"] = len(report.dps_json(m.meter, 0))
-    # The largest single buffer or string the firmware builds (MicroPython does not
-    # report allocations by size): the decoder's frame buffer, one piece of B/state (it is
-    # published piece by piece), one DP's JSON, one piece of the discovery message.
+    # Not a measurement of every allocation (MicroPython does not report allocations by
+    # size): the largest of the buffers and strings picked here by hand as the big ones,
+    # the decoder's frame buffer, one piece of B/state (it is published piece by piece),
+    # one DP's JSON, one component and one piece of the discovery message.
     import discovery
     import dptable
     cands = [(len(m.dec.buf), "decoder frame buffer"), (max(len(p) for p in m.meter.state_parts()), "one piece of B/state")]
@@ -124,7 +124,7 @@ def main():
     cands.append((max(len(p) for p in parts), "one piece of the discovery message"))
     out["discovery_message_bytes"] = sum(len(p) for p in parts)  # streamed: never whole in memory
     best = max(cands)
-    out["largest_alloc"], out["largest_alloc_what"] = best
+    out["largest_known_buffer"], out["largest_known_buffer_what"] = best
     print(json.dumps(out))
 
 

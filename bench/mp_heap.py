@@ -37,21 +37,20 @@ def esp32_only(out):
     out["esp32_only"] = {}
     out["esp32_only_order"] = ESP32_ONLY
     sys.path.insert(0, "../host_tests/fakes")
-    try:
+    try:  # an ImportError ends the bench: a row must not silently go missing
         imp("machine")
         imp("network")
         for name in ESP32_ONLY:
             a = held()
             imp(name)
             out["esp32_only"][name] = held() - a
-    except ImportError:
-        pass
-    for name in ESP32_ONLY + ("machine", "network"):
-        sys.modules.pop(name, None)
-        pkg, _, sub = name.rpartition(".")
-        if pkg and hasattr(sys.modules.get(pkg), sub):
-            delattr(sys.modules[pkg], sub)
-    sys.path.pop(0)
+    finally:
+        for name in ESP32_ONLY + ("machine", "network"):
+            sys.modules.pop(name, None)
+            pkg, _, sub = name.rpartition(".")
+            if pkg and hasattr(sys.modules.get(pkg), sub):
+                delattr(sys.modules[pkg], sub)
+        sys.path.pop(0)
 
 
 def _data(out, what, n):

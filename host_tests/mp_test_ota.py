@@ -157,13 +157,19 @@ def test_the_next_update_goes_to_the_other_directory_and_clears_it(d):
     assert (p["slot"], p["prev_slot"], p["previous"]) == ("b", "a", "aaaaaaaaaaaa")
 
 
-def refused(d, data, want, status=400, **kw):
-    """The receiver refuses: its status and message, no pointer, no id marker."""
+def refused(d, data, want, status=400, started=True, **kw):
+    """The receiver refuses: its status and message, no pointer, no id marker. A bundle it
+    started to receive leaves the failure, with that message, for the page (/api/state's
+    ota_update); one refused at the door (started=False) leaves nothing."""
     app = App(d)
     st, answer, _ = receive(app, data, **kw)
     assert st == status and answer["ok"] is False and want in answer["error"], (st, answer)
     assert otaboot.load(d) is None and read(d + "ota/a/id") is None
-    assert app.ota_update is None or app.ota_update["state"] == "failed"
+    if started:
+        u = app.ota_update
+        assert u is not None and (u["state"], u["error"]) == ("failed", answer["error"]), u
+    else:
+        assert app.ota_update is None, app.ota_update
     return answer
 
 
@@ -180,8 +186,8 @@ def test_refused_bundles(d):
     refused(d, data[:8] + b"\x00\x00\x20\x01" + data[12:], "header: 8193 bytes, at most 8192")
     hlen = len(header(FILES))
     refused(d, data[:12] + b"x" * hlen + data[12 + hlen:], "header: not JSON lines")
-    refused(d, b"", "no bundle", length=0)
-    refused(d, b"", "at most", status=413, length=ota.MAX_BUNDLE + 1)
+    refused(d, b"", "no bundle", length=0, started=False)
+    refused(d, b"", "at most", status=413, length=ota.MAX_BUNDLE + 1, started=False)
     other = [(p, b[:1] + b"\x01" + b[2:] if p == "lib/tuya.mpy" else b) for p, b in FILES]
     refused(d, bundle(other)[0], "lib/tuya.mpy: not .mpy version")
 
@@ -314,8 +320,11 @@ def test_no_room_while_receiving_asks_for_update_mode(d):
     (503). In update mode (where the hook stays quiet) the bundle goes through."""
     data, ident = bundle()
     app = App(d, no_room="receive")
-    st, answer, _ = receive(app, data)
+    r = Reader(data)
+    st, answer = asyncio.run(ota.receive(app, r, Writer(), {"content-length": str(len(data))}, b""))
+    answer = json.loads(answer)
     assert (st, answer, app.asked) == (503, {"ok": False, "update_mode": True}, 1)
+    assert r.i == len(data)  # the whole body read: the client gets to see the answer
     assert otaboot.load(d) is None and read(d + "ota/a/id") is None
     assert app.ota_update["state"] == "failed"
     app = App(d, no_room="receive", update_mode=True)

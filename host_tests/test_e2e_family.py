@@ -99,7 +99,8 @@ def test_single_phase_meter_discovery(broker):
         assert (e["device_class"], e["state_class"], e["unit_of_measurement"]) == ("energy", "total_increasing", "kWh")
         ri = ids["spm02_report_interval"]
         assert (ri["min"], ri["max"], ri["command_topic"]) == (5, 3600, "spm02/cmd/report_interval")
-        # every template renders against the state as Home Assistant's Jinja2 would
+        # every template renders, against the published state as Home Assistant's Jinja2
+        # would, the simulator's value of its entity
         import jinja2
         env = jinja2.Environment()
         env.filters["tojson"] = json.dumps
@@ -107,10 +108,16 @@ def test_single_phase_meter_discovery(broker):
                    what="state published, with the day keys")
         state = json.loads(w.get("spm02/state"))
         assert not [k for k in state if k.endswith(("_b", "_c"))]
-        for c in ids.values():
-            if "value_template" in c:
-                out = env.from_string(c["value_template"]).render(value_json=state)
-                assert out not in ("", "None"), (c["unique_id"], c["value_template"])
+        want = {k: truth[k] for k in ("energy_forward", "energy_reverse", "voltage_a", "current_a", "power_a",
+                                      "device_id", "report_interval")}
+        want["faults"] = ", ".join(truth["faults"]) or "none"
+        want["power_factor_a"] = round(truth["power_a"] / (truth["voltage_a"] * truth["current_a"]), 2)  # derived
+        for k in ("forward", "reverse"):  # the counts held still since the first report
+            want.update({"energy_%s_%s" % (k, when): 0.0 for when in ("today", "yesterday", "month")})
+        want["warnings"] = 0
+        rendered = {oid: env.from_string(c["value_template"]).render(value_json=state)
+                    for oid, c in d["cmps"].items() if "value_template" in c}
+        assert rendered == {k: str(v) for k, v in want.items()}
         # /metrics: phase a only
         fams = r.metrics()
         assert {s.labels["phase"] for s in fams["spm02_phase_voltage_volts"].samples} == {"a"}

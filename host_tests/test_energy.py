@@ -277,12 +277,14 @@ def test_phase_power_is_phase_counts_and_allocates_nothing():
     import gc
     from test_family import v0x
     from tuya import T_RAW
-    for recs in (v2_report(pc=-600), spm01_report(), [(6 + k, T_RAW, v0x(2, 2300, 3000, 675, 100, 700, 96, 2))
-                                                     for k in range(3)]):
+    # value DPs 104/107/110, SPM01's raw DP 6, v02's raw DPs 6-8 (sign bit 1: export)
+    for recs, watts in ((v2_report(pc=-600), [1100, 250, -600]), (spm01_report(), [850]),
+                        ([(6 + k, T_RAW, v0x(2, 2300, 3000, 675 + k, 100, 700, 96, 2 if k else 0))
+                          for k in range(3)], [675, -676, -677])):
         m = Meter()
         feed(m, recs)
-        for k in range(m.phases()):
-            assert m.phase_power(k) == m.phase_counts(k)[0][2]
+        n = m.phases()
+        assert [m.phase_power(k) for k in range(n)] == watts == [m.phase_counts(k)[0][2] for k in range(n)]
         if hasattr(gc, "mem_alloc"):  # MicroPython
             gc.collect()
             a = gc.mem_alloc()

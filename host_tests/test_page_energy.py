@@ -199,17 +199,44 @@ def test_today_updates_live(browser, rig):
 
 
 def test_no_clock_yet_and_an_empty_history(browser):
+    """A fresh SPM01 firmware before its clock is set (an ESP32 before NTP; on the host the
+    hook SPM02_NO_CLOCK=1): /api/history is empty, the page shows the readings and waits
+    for the clock, no day values, nothing saved. Then with the clock and still no files:
+    the history is what came since, one slot and today, phase A only."""
     sim = Simulator(layout="spm01", port=0, interval=3600).start()
-    fw = Firmware(sim.port, None)
+    fw = Firmware(sim.port, None, env={"SPM02_NO_CLOCK": "1"})
     try:
         fw.start()
         d = browser
         d.get(fw.url("/"))
         wait_until(lambda: number(d, "v-voltage_a") is not None, 15, 0.1, "readings")
+        assert json.loads(fw.request("GET", "/api/history")[1]) == \
+            {"power": {"step_s": 300, "end": None, "a": [], "total": []}, "daily": []}
+        wait_until(lambda: text(d, "gp") == "waiting for the clock", 10, 0.1, "the power chart's note")
+        assert d.execute_script("return document.querySelectorAll('#gp path, #gd *').length") == 0
+        assert text(d, "gpl") == ""  # no legend without a chart
+        v = fw.state()["values"]
+        assert "energy_forward" in v and "energy_forward_today" not in v and "energy_reverse_today" not in v
+        assert number(d, "v-energy_forward_today") is None and number(d, "v-energy_reverse_month") is None
+        screenshot(d, "page-energy-spm01-no-clock.png", 400)
+        fw.stop()
+        assert not [n for n in os.listdir(fw.dir) if n.startswith("energy")]  # nothing to keep yet
+
+        fw.env = {}  # the clock is set
+        fw.start()
+        d.get(fw.url("/"))
+        wait_until(lambda: number(d, "v-energy_forward_today") == 0, 15, 0.1, "today's energy")
+        h = json.loads(fw.request("GET", "/api/history")[1])
+        p = h["power"]
+        assert sorted(p) == ["a", "end", "step_s", "total"] and len(p["a"]) == 288
+        got = [(i, x) for i, x in enumerate(p["a"]) if x is not None]  # (a new slot may have begun)
+        assert got in ([(287, sim.truth()["power_a"])], [(286, sim.truth()["power_a"])]) and p["total"] == p["a"]
+        assert h["daily"] == [{"date": fw.state()["energy"]["date"], "forward": 0.0, "reverse": 0.0}]
         wait_until(lambda: d.execute_script("return document.querySelectorAll('#p-a').length") == 1, 10, 0.1,
                    "the power chart")
         assert d.execute_script("return document.querySelectorAll('#p-b, #p-c').length") == 0  # one phase
         assert "phase A" in text(d, "gpl") and "phase B" not in text(d, "gpl")
+        assert d.execute_script("return document.querySelectorAll('#gd rect').length") == 0  # 0 kWh today
         screenshot(d, "page-energy-spm01-fresh.png", 400)
     finally:
         fw.stop()

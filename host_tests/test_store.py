@@ -7,7 +7,7 @@ import os
 import time
 
 from energy import Energy
-from history import NULL, STEP, SLOTS, W
+from history import STEP, SLOTS
 from mcu import Mcu
 from tz import days_from_civil
 import files
@@ -224,7 +224,27 @@ def test_single_phase_history_has_a_and_total():
 
 
 def test_null_is_none():
-    assert NULL == -32768 and W == 16
+    """A slot no report came in is null in /api/history, from RAM and from the file alike,
+    and the most negative reading (clamped to -32767) is a number, never taken for NULL."""
+    d = Dir()
+    try:
+        e = energy(d)
+        t0 = utc(2026, 3, 10, 6)
+        run(e, t0, 1000, pa=-40000, pb=-32768, pc=5)  # beyond 16 bits: clamped, not NULL
+        run(e, t0 + 2 * STEP, 1001, pa=7, pb=8, pc=9)  # the slot between: no report
+        want = {"a": [-32767, None, 7], "b": [-32767, None, 8], "c": [5, None, 9], "total": [-65529, None, 24]}
+        p = parse(e)["power"]
+        assert {k: p[k][-3:] for k in want} == want  # from RAM
+        assert [p[k][:-3] for k in want] == [[None] * (SLOTS - 3)] * 4  # before the first report
+        store.save(e.path, e)
+        e2 = energy(d)
+        store.load(e.path, e2)
+        run(e2, t0 + 3 * STEP, 1002, pa=1, pb=2, pc=3)
+        p = parse(e2)["power"]
+        assert e2.ring.base == (t0 + 2 * STEP) // STEP - 1  # the two slots before come from the file
+        assert {k: p[k][-4:-1] for k in want} == want  # from the file
+    finally:
+        d.clean()
 
 
 def test_dates_of_day_numbers():
@@ -257,7 +277,8 @@ def test_a_restart_hours_later_keeps_the_day_before_the_gap():
 def test_the_keepers_calls():
     class App:
         config_warnings = []
-    if not hasattr(time, "ticks_ms"):  # CPython: firmware/log.py stamps lines with it
+    patched = not hasattr(time, "ticks_ms")
+    if patched:  # CPython: firmware/log.py stamps lines with it
         time.ticks_ms = lambda: 0
     d = Dir()
     try:
@@ -284,3 +305,5 @@ def test_the_keepers_calls():
         assert App.config_warnings == [e.path + ": not an energy file; today, yesterday and month start afresh"]
     finally:
         d.clean()
+        if patched:  # not left behind for the tests after this one
+            del time.ticks_ms
