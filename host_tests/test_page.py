@@ -84,9 +84,10 @@ def rig(request):
 # by the time it is read: what is read from them is read in one step, in the page.
 
 def text(driver, id_):
-    """The element's text as shown, "" while the page has not drawn it."""
+    """The element's text as shown, "" while the page has not drawn it (an SVG element,
+    which has no innerText: its textContent)."""
     return driver.execute_script("var e=document.getElementById(arguments[0]);"
-                                 "return e?e.innerText.trim():''", id_)
+                                 "return e?(e.innerText===undefined?e.textContent:e.innerText).trim():''", id_)
 
 
 def classes(driver, id_):
@@ -96,7 +97,7 @@ def classes(driver, id_):
 def cells(driver, css):
     """The texts of every element matching css, in one step."""
     return driver.execute_script("return Array.from(document.querySelectorAll(arguments[0]))"
-                                 ".map(e=>e.innerText.trim())", css)
+                                 ".map(e=>(e.innerText===undefined?e.textContent:e.innerText).trim())", css)
 
 
 def number(driver, id_):
