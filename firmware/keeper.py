@@ -28,6 +28,7 @@ class Keeper(Energy):
         self.retry = 0       # after a failed write: not again before this unix time
         self.seen = None     # mcu.last_report of the last report taken
         self.note = self._store(2)  # load: a warning goes with the config's
+        self.meter.counters.trace = self._trace
         t = board.unix_time()
         if t is not None:
             self._tick(t, False)  # the calendar now, while the heap is quiet
@@ -73,6 +74,20 @@ class Keeper(Energy):
                 sys.modules.pop("days")
                 sys.modules.pop("tz", None)
                 _wipe(24)
+
+    def _trace(self, i, what, old, new):
+        # A held drop or a new cycle of an energy counter (lib/counters.py): a warn line with
+        # the local time, which stays in the log (and syslog) after the warning is gone.
+        # Rare: the calendar's code is borrowed for it.
+        lt = None
+        t = board.unix_time()
+        if t is not None:
+            try:
+                with borrow("tz") as tz:
+                    lt = tz.load(self.tz)[0].local(t)
+            except Exception:  # no memory now: the line without the time is still worth it
+                pass
+        log.warn("energy: %s", self.meter.trace_text(i, what, old, new, lt))
 
     def _store(self, what, t=None):
         """firmware/store.py: 0 save, 1 keep the day that ended, 2 load."""

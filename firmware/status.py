@@ -48,8 +48,9 @@ def mqtt(app):
 
 def energy(app):
     k = app.keeper
+    c = k.meter.counters
     return {"tz": k.tz, "date": k.date(), "file": k.path, "file_state": k.note,
-            "writes": k.writes, "error": k.error}
+            "writes": k.writes, "error": k.error, "glitches": c.glitches, "new_cycles": c.cycles}
 
 
 def parts(app):

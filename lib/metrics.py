@@ -40,6 +40,11 @@ def lines(meter, mcu_status=None, mqtt_connected=None):
     yield from _readings(meter)
     yield "# HELP spm02_plausibility_warnings Readings that contradict physics (wrong layout?)\n"
     yield "# TYPE spm02_plausibility_warnings gauge\nspm02_plausibility_warnings %d\n" % len(meter.warnings())
+    c = meter.counters
+    yield "# HELP spm02_energy_glitches_total Drops of an energy counter held (not published) since boot\n"
+    yield "# TYPE spm02_energy_glitches_total counter\nspm02_energy_glitches_total %d\n" % c.glitches
+    yield "# HELP spm02_energy_new_cycles_total New cycles of an energy counter taken since boot\n"
+    yield "# TYPE spm02_energy_new_cycles_total counter\nspm02_energy_new_cycles_total %d\n" % c.cycles
     if mcu_status is not None:
         yield from _mcu(mcu_status)
     if mqtt_connected is not None:
