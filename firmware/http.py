@@ -260,9 +260,11 @@ class Http:
         with borrow("report", "reasons") as report:
             st = report.mcu_status(app.mcu, time.ticks_ms())
         st["uart_connected"] = app.link.connected
+        with borrow("firmware.devinfo") as devinfo:
+            dev = devinfo.health(app)
         n = 0
         with borrow("metrics", "units") as metrics:
-            for line in metrics.lines(app.mcu.meter, st, app.mqtt.connected):
+            for line in metrics.lines(app.mcu.meter, st, app.mqtt.connected, dev):
                 w.write(line)
                 n += 1
                 if n % 16 == 0:

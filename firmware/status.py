@@ -9,6 +9,7 @@ import time
 import report
 from meter import json_parts
 from firmware import log
+from firmware.borrow import borrow
 
 
 def runtime():
@@ -79,11 +80,18 @@ def parts(app):
         yield json.dumps(app.health.status())
     h = app.http
     yield ',"device":'
-    dev = json_parts({"name": app.cfg["name"], "version": app.version, "runtime": runtime(),
-                      "uptime_s": time.ticks_diff(now, app.started) // 1000,
+    with borrow("firmware.devinfo") as devinfo:
+        more = devinfo.device(app)
+    dev = {"name": app.cfg["name"], "version": app.version, "runtime": runtime(),
+                      "uptime_s": app.uptime_s(), "reset_cause": more["reset_cause"],
+                      "micropython": more["micropython"], "fs_free": more["fs_free"],
                       "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": app.config_warnings,
                       "http": {"active": h.active, "served": h.served, "rejected": h.rejected},
-                      "ota": ota(app), "syslog": app.syslog.status() if app.syslog else None})
+                      "ota": ota(app), "syslog": app.syslog.status() if app.syslog else None}
+    if "wifi" in more:  # the ESP32's
+        dev["wifi"] = more["wifi"]
+    more = None
+    dev = json_parts(dev)
     for part in dev:
         if part != "}":  # the log follows
             yield part

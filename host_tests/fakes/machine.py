@@ -7,6 +7,14 @@ import time
 FAKE = True
 resets = []
 
+# machine.reset_cause() values of MicroPython's ESP32 port
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+cause = [PWRON_RESET]  # what reset_cause() says: tests set cause[0]
+
 
 def reset_all():
     del resets[:]
@@ -14,10 +22,25 @@ def reset_all():
     Pin.levels = {}
     Pin.instances = []
     WDT.instances = []
+    cause[0] = PWRON_RESET
+    RTC.mem = b""
 
 
 def reset():
     resets.append(time.ticks_ms())
+
+
+def reset_cause():
+    return cause[0]
+
+
+class RTC:
+    mem = b""  # the RTC's user memory: kept across resets (not a power cut), as on the chip
+
+    def memory(self, data=None):
+        if data is None:
+            return RTC.mem
+        RTC.mem = bytes(data)
 
 
 def unique_id():

@@ -1,0 +1,123 @@
+# The device's own health: the retained B/device message (at every MQTT connect and every
+# 5 minutes), the same figures in /metrics, and what /api/state's device adds (reset cause,
+# MicroPython version, free flash, Wi-Fi). Borrowed for each use: none of it stays in the heap.
+import gc
+import json
+import os
+import sys
+
+from firmware import board
+
+# machine.reset_cause() in words. MicroPython's ESP32 port says SOFT_RESET after a crash
+# (a panic) as after machine.reset(): App.restart leaves MARK in the RTC memory first (it
+# survives a reset, not a power cut), which tells the two apart.
+CAUSES = (("PWRON_RESET", "power-on"), ("HARD_RESET", "hard reset"), ("WDT_RESET", "watchdog"),
+          ("DEEPSLEEP_RESET", "deep sleep"), ("SOFT_RESET", "crash"))
+MARK = b"spm02 restart"
+
+
+def reset_cause():
+    """Why the firmware started, in words: read once at boot (App keeps it)."""
+    if board.ESP32:
+        import machine
+        c = machine.reset_cause()
+        words = "unknown (%d)" % c
+        for name, w in CAUSES:
+            if getattr(machine, name, None) == c:
+                words = w
+        try:
+            rtc = machine.RTC()
+            if words == "crash" and rtc.memory() == MARK:
+                words = "software reset"
+            rtc.memory(b"")
+        except Exception:
+            pass
+        return words
+    # host only: make run passes the exit status the firmware restarted from
+    rc = os.getenv("SPM02_RESET_CAUSE")
+    return "exit status " + rc if rc else "power-on"
+
+
+def mark_restart():
+    """Before machine.reset(): the next boot says "software reset", not "crash"."""
+    import machine
+    try:
+        machine.RTC().memory(MARK)
+    except Exception:
+        pass
+
+
+def link_errors(mcu):
+    """The TuyaMCU link's errors of every kind (/metrics has them by kind)."""
+    n = mcu.meter.bad_records + mcu.link.timeouts + mcu.link.unknown
+    e = mcu.dec.errors()
+    for k in e:
+        n += e[k]
+    return n
+
+
+def _rssi(app):
+    w = app.wifi
+    if w is None or not w.connected:
+        return None
+    try:
+        return int(w.sta.status("rssi"))
+    except Exception:
+        return None
+
+
+def health(app):
+    """The B/device object: uptime_s, mem_free, reset_cause, mqtt_reconnects, link_errors,
+    flash_writes, and on the ESP32 rssi (dBm, None while not connected) and ssid."""
+    gc.collect()
+    d = {"uptime_s": app.uptime_s(), "mem_free": gc.mem_free(), "reset_cause": app.reset_cause,
+         "mqtt_reconnects": max(app.mqtt.connects - 1, 0), "link_errors": link_errors(app.mcu),
+         "flash_writes": app.keeper.writes}
+    if app.wifi is not None:
+        d["rssi"] = _rssi(app)
+        d["ssid"] = app.wifi.ssid
+    return d
+
+
+def publish(q):
+    """B/device, retained."""
+    q.client.publish(q.base + "/device", json.dumps(health(q.app)), True)
+
+
+def wifi(app):
+    """/api/state device.wifi: ssid, rssi (dBm), ip, mac, channel (None where not known)."""
+    w = app.wifi
+    d = {"ssid": w.ssid, "rssi": _rssi(app), "ip": None, "mac": None, "channel": None}
+    sta = w.sta
+    if sta is None:
+        return d
+    try:
+        d["mac"] = ":".join("%02x" % b for b in sta.config("mac"))
+    except Exception:
+        pass
+    if w.connected:
+        try:
+            d["ip"] = sta.ifconfig()[0]
+            d["channel"] = sta.config("channel")
+        except Exception:
+            pass
+    return d
+
+
+def fs_free(path):
+    """Bytes free on the filesystem that holds path (the config's directory)."""
+    try:
+        s = os.statvfs(path or ".")
+        return (s[1] or s[0]) * s[4]  # f_frsize (the ESP32's VFS: f_bsize) * f_bavail
+    except Exception:
+        return None
+
+
+def device(app):
+    """What /api/state's device adds: reset_cause, micropython, fs_free, wifi (ESP32)."""
+    v = sys.implementation.version
+    d = {"reset_cause": app.reset_cause, "micropython": "%d.%d.%d" % (v[0], v[1], v[2]),
+         "fs_free": fs_free(app.data_dir)}
+    if app.wifi is not None:
+        d["wifi"] = wifi(app)
+    return d
