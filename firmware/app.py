@@ -132,8 +132,10 @@ class App:
                 pass
         if board.ESP32:
             import machine
-            with borrow("firmware.devinfo") as devinfo:
-                devinfo.mark_restart()  # the next boot says "software reset", not "crash"
+            try:  # the next boot says "software reset", not "crash" (firmware/devinfo.py)
+                machine.RTC().memory(b"spm02 restart")
+            except Exception:  # nothing may stop a restart
+                pass
             time.sleep_ms(100)  # lets the goodbye leave
             machine.reset()
         if self.http.server is not None:

@@ -13,7 +13,7 @@ from firmware import board
 # survives a reset, not a power cut), which tells the two apart.
 CAUSES = (("PWRON_RESET", "power-on"), ("HARD_RESET", "hard reset"), ("WDT_RESET", "watchdog"),
           ("DEEPSLEEP_RESET", "deep sleep"), ("SOFT_RESET", "crash"))
-MARK = b"spm02 restart"
+MARK = b"spm02 restart"  # App.restart writes it (there: nothing to import before a reset)
 
 
 def reset_cause():
@@ -36,15 +36,6 @@ def reset_cause():
     # host only: make run passes the exit status the firmware restarted from
     rc = os.getenv("SPM02_RESET_CAUSE")
     return "exit status " + rc if rc else "power-on"
-
-
-def mark_restart():
-    """Before machine.reset(): the next boot says "software reset", not "crash"."""
-    import machine
-    try:
-        machine.RTC().memory(MARK)
-    except Exception:
-        pass
 
 
 def link_errors(mcu):

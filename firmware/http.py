@@ -260,8 +260,11 @@ class Http:
         with borrow("report", "reasons") as report:
             st = report.mcu_status(app.mcu, time.ticks_ms())
         st["uart_connected"] = app.link.connected
-        with borrow("firmware.devinfo") as devinfo:
-            dev = devinfo.health(app)
+        try:
+            with borrow("firmware.devinfo") as devinfo:
+                dev = devinfo.health(app)
+        except MemoryError:  # the readings without the device's health, rather than nothing
+            dev = None
         n = 0
         with borrow("metrics", "units") as metrics:
             for line in metrics.lines(app.mcu.meter, st, app.mqtt.connected, dev):

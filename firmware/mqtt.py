@@ -164,9 +164,12 @@ class Mqtt:
             m = self.app.mcu.meter
             now = time.ticks_ms()
             if device_at is None or time.ticks_diff(now, device_at) >= self.device_ms:
-                with borrow("firmware.devinfo") as devinfo:  # its code only while it runs
-                    devinfo.publish(self)
                 device_at = now
+                try:
+                    with borrow("firmware.devinfo") as devinfo:  # its code only while it runs
+                        devinfo.publish(self)
+                except MemoryError as e:  # (before any byte went): the next one, not a new session
+                    log.warn("mqtt: no B/device now: %r", e)
             if m.seq != self._seq and time.ticks_diff(now, self.app.link.last_rx) >= BURST_MS:
                 # Announce once the first report told us the layout, and old configs had
                 # time to arrive (retained, right after the subscription), then the state.
