@@ -70,6 +70,24 @@ def health(app):
     return d
 
 
+def metric_lines(d):
+    """The B/device object d in /metrics (after lib/metrics.py's families; its link_errors
+    are spm02_link_errors_total's kinds summed)."""
+    yield "# HELP spm02_uptime_seconds Time since the firmware started\n# TYPE spm02_uptime_seconds gauge\n"
+    yield "spm02_uptime_seconds %d\n" % d["uptime_s"]
+    yield "# HELP spm02_heap_free_bytes Free MicroPython heap\n# TYPE spm02_heap_free_bytes gauge\n"
+    yield "spm02_heap_free_bytes %d\n" % d["mem_free"]
+    yield "# HELP spm02_reset_cause_info Why the firmware last started\n# TYPE spm02_reset_cause_info gauge\n"
+    yield 'spm02_reset_cause_info{cause="%s"} 1\n' % d["reset_cause"]
+    yield "# HELP spm02_mqtt_reconnects_total MQTT connections after the first since boot\n"
+    yield "# TYPE spm02_mqtt_reconnects_total counter\nspm02_mqtt_reconnects_total %d\n" % d["mqtt_reconnects"]
+    yield "# HELP spm02_flash_writes_total Files the firmware wrote since boot\n"
+    yield "# TYPE spm02_flash_writes_total counter\nspm02_flash_writes_total %d\n" % d["flash_writes"]
+    if d.get("rssi") is not None:
+        yield "# HELP spm02_wifi_rssi_dbm Wi-Fi signal strength\n# TYPE spm02_wifi_rssi_dbm gauge\n"
+        yield "spm02_wifi_rssi_dbm %d\n" % d["rssi"]
+
+
 def publish(q):
     """B/device, retained."""
     q.client.publish(q.base + "/device", json.dumps(health(q.app)), True)

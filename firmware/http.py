@@ -259,19 +259,22 @@ class Http:
         app = self.app
         with borrow("report", "reasons") as report:
             st = report.mcu_status(app.mcu, time.ticks_ms())
+        report = None  # (a coroutine's local would keep the module while metrics runs)
         st["uart_connected"] = app.link.connected
-        try:
-            with borrow("firmware.devinfo") as devinfo:
-                dev = devinfo.health(app)
-        except MemoryError:  # the readings without the device's health, rather than nothing
-            dev = None
         n = 0
         with borrow("metrics", "units") as metrics:
-            for line in metrics.lines(app.mcu.meter, st, app.mqtt.connected, dev):
+            for line in metrics.lines(app.mcu.meter, st, app.mqtt.connected):
                 w.write(line)
                 n += 1
                 if n % 16 == 0:
                     await w.drain()
+        metrics = None
+        await w.drain()
+        # the device's health after the readings: its code and theirs never in the heap together
+        with borrow("firmware.devinfo") as devinfo:
+            for line in devinfo.metric_lines(devinfo.health(app)):
+                w.write(line)
+        devinfo = None
         await w.drain()
 
     def _authorized(self, headers):

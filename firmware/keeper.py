@@ -79,15 +79,11 @@ class Keeper(Energy):
         # A held drop or a new cycle of an energy counter (lib/counters.py): a warn line with
         # the local time, which stays in the log (and syslog) after the warning is gone.
         # Rare: the calendar's code is borrowed for it.
-        lt = None
-        t = board.unix_time()
-        if t is not None:
-            try:
-                with borrow("tz") as tz:
-                    lt = tz.load(self.tz)[0].local(t)
-            except Exception:  # no memory now: the line without the time is still worth it
-                pass
-        log.warn("energy: %s", self.meter.trace_text(i, what, old, new, lt))
+        try:
+            with borrow("countlog", "tz") as countlog:
+                log.warn("energy: %s", countlog.line(self.meter, i, what, old, new, self.tz, board.unix_time()))
+        except Exception as e:  # (no memory now): the values at least
+            log.warn("energy: DP %d went down from %d to %d (counts): %r", self.meter.counters.ids[i], old, new, e)
 
     def _store(self, what, t=None):
         """firmware/store.py: 0 save, 1 keep the day that ended, 2 load."""

@@ -165,11 +165,7 @@ class Mqtt:
             now = time.ticks_ms()
             if device_at is None or time.ticks_diff(now, device_at) >= self.device_ms:
                 device_at = now
-                try:
-                    with borrow("firmware.devinfo") as devinfo:  # its code only while it runs
-                        devinfo.publish(self)
-                except MemoryError as e:  # (before any byte went): the next one, not a new session
-                    log.warn("mqtt: no B/device now: %r", e)
+                self.publish_device()
             if m.seq != self._seq and time.ticks_diff(now, self.app.link.last_rx) >= BURST_MS:
                 # Announce once the first report told us the layout, and old configs had
                 # time to arrive (retained, right after the subscription), then the state.
@@ -187,6 +183,14 @@ class Mqtt:
                 c.ping()
                 last_ping = now
             await asyncio.sleep_ms(POLL_MS)
+
+    def publish_device(self):
+        # Not in _session: a local there would keep the borrowed module for the session
+        try:
+            with borrow("firmware.devinfo") as devinfo:  # its code only while it runs
+                devinfo.publish(self)
+        except MemoryError as e:  # (before any byte went): the next one, not a new session
+            log.warn("mqtt: no B/device now: %r", e)
 
     def publish_state(self):
         self.publish_parts(self.base + "/state", self.app.mcu.meter.state_parts, True)

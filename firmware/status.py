@@ -54,6 +54,12 @@ def energy(app):
             "writes": k.writes, "error": k.error, "glitches": c.glitches, "new_cycles": c.cycles}
 
 
+def _more(app):
+    # a function of its own: a local of the generator would keep the module until the end
+    with borrow("firmware.devinfo") as devinfo:
+        return devinfo.device(app)
+
+
 def parts(app):
     now = time.ticks_ms()
     yield '{"values":'
@@ -72,6 +78,7 @@ def parts(app):
             yield ',"%s":' % name
             for part in json_parts(obj(app)):  # key by key: small pieces
                 yield part
+    more = _more(app)  # before the collect: mem_free without its code
     gc.collect()  # so mem_free says what is really free (and leaks show)
     yield ',"wifi":'
     yield json.dumps(app.wifi.status() if app.wifi is not None else {"setup_reason": app.setup_reason})
@@ -80,14 +87,12 @@ def parts(app):
         yield json.dumps(app.health.status())
     h = app.http
     yield ',"device":'
-    with borrow("firmware.devinfo") as devinfo:
-        more = devinfo.device(app)
     dev = {"name": app.cfg["name"], "version": app.version, "runtime": runtime(),
-                      "uptime_s": app.uptime_s(), "reset_cause": more["reset_cause"],
-                      "micropython": more["micropython"], "fs_free": more["fs_free"],
-                      "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": app.config_warnings,
-                      "http": {"active": h.active, "served": h.served, "rejected": h.rejected},
-                      "ota": ota(app), "syslog": app.syslog.status() if app.syslog else None}
+           "uptime_s": app.uptime_s(), "reset_cause": more["reset_cause"],
+           "micropython": more["micropython"], "fs_free": more["fs_free"],
+           "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": app.config_warnings,
+           "http": {"active": h.active, "served": h.served, "rejected": h.rejected},
+           "ota": ota(app), "syslog": app.syslog.status() if app.syslog else None}
     if "wifi" in more:  # the ESP32's
         dev["wifi"] = more["wifi"]
     more = None

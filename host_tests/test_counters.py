@@ -202,10 +202,11 @@ def test_each_held_drop_and_new_cycle_is_traced_and_counted():
 
 def test_the_trace_line_names_the_dp_the_values_and_the_local_time():
     from counters import TR_HELD, TR_CYCLE, TR_CLEARED
+    import countlog
     m = Meter()
     lines = []
     m.counters.trace = lambda i, what, old, new: lines.append(
-        m.trace_text(i, what, old, new, (2026, 3, 29, 2, 5, 9, 6)))
+        countlog.text(m, i, what, old, new, (2026, 3, 29, 2, 5, 9, 6)))
     feed(m, v2_report())
     feed(m, [(1, T_VALUE, 0)])
     feed(m, [(23, T_VALUE, 5)])
@@ -218,7 +219,7 @@ def test_the_trace_line_names_the_dp_the_values_and_the_local_time():
         "held (not published) until 3 reports in a row confirm a new cycle",
         "energy_reverse (DP 23) went down from 7.89 to 0.06 kWh at 2026-03-29 02:05:09: "
         "confirmed by 3 reports in a row: a new cycle"]
-    assert m.trace_text(0, TR_CLEARED, 123456, 0, None) == (
+    assert countlog.text(m, 0, TR_CLEARED, 123456, 0, None) == (
         "energy_forward (DP 1) went down from 1234.56 to 0.00 kWh at an unknown time (clock not set): "
         "after clear_energy: a new cycle")
     assert TR_CYCLE != TR_HELD

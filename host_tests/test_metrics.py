@@ -91,19 +91,3 @@ def test_held_drops_and_new_cycles_counted():
     assert "# TYPE spm02_energy_glitches_total counter\n" in t
     assert "spm02_energy_glitches_total 1\n" in t and "spm02_energy_new_cycles_total 1\n" in t
 
-
-def test_the_device_health_figures():
-    m = Meter()
-    feed(m, v2_report())
-    dev = {"uptime_s": 3725, "mem_free": 51234, "reset_cause": "watchdog", "mqtt_reconnects": 2,
-           "link_errors": 7, "flash_writes": 4}
-    t = "".join(metrics.lines(m, None, True, dev))
-    for line in ("spm02_uptime_seconds 3725", "spm02_heap_free_bytes 51234", 'spm02_reset_cause_info{cause="watchdog"} 1',
-                 "spm02_mqtt_reconnects_total 2", "spm02_flash_writes_total 4",
-                 "# TYPE spm02_mqtt_reconnects_total counter", "# TYPE spm02_uptime_seconds gauge"):
-        assert line + "\n" in t, line
-    assert "spm02_wifi_rssi_dbm" not in t  # no Wi-Fi
-    dev["rssi"] = -67
-    assert "spm02_wifi_rssi_dbm -67\n" in "".join(metrics.lines(m, None, None, dev))
-    dev["rssi"] = None  # Wi-Fi not connected
-    assert "spm02_wifi_rssi_dbm" not in "".join(metrics.lines(m, None, None, dev))

@@ -385,23 +385,6 @@ class Meter:
                                                     spm02.fmt(c.low[i], r[4]), counters.HOLD))
         return out
 
-    def trace_text(self, i, what, old, new, lt=None):
-        """The log line of a held drop or a new cycle of counter slot i (counters.trace),
-        from old (believed) to new (reported) counts; lt: the local time (year, month, day,
-        hour, minute, second, ...) or None while the clock is not known."""
-        dpid = self.counters.ids[i]
-        r = self.row(dpid)
-        dec = r[4] if r is not None else 2
-        if what == counters.TR_HELD:
-            why = "held (not published) until %d reports in a row confirm a new cycle" % counters.HOLD
-        elif what == counters.TR_CYCLE:
-            why = "confirmed by %d reports in a row: a new cycle" % counters.HOLD
-        else:
-            why = "after clear_energy: a new cycle"
-        return "%s (DP %d) went down from %s to %s kWh at %s: %s" % (
-            r[2] if r is not None else "energy", dpid, spm02.fmt(old, dec), spm02.fmt(new, dec),
-            "%04d-%02d-%02d %02d:%02d:%02d" % lt[:6] if lt else "an unknown time (clock not set)", why)
-
 
 def json_parts(v):
     """v as JSON text in pieces: a dict key by key (its values whole), so that no piece

@@ -34,8 +34,8 @@ def _value(count, dec, unit):
     return spm02.fmt(count, dec)
 
 
-def lines(meter, mcu_status=None, mqtt_connected=None, device=None):
-    """The exposition text, line by line; device: the B/device object (the device's health). In parts: each function's code is a piece of
+def lines(meter, mcu_status=None, mqtt_connected=None):
+    """The exposition text, line by line (firmware/devinfo.py adds the device's health). In parts: each function's code is a piece of
     heap of its own, and smaller pieces fit a fragmented heap."""
     yield from _readings(meter)
     yield "# HELP spm02_plausibility_warnings Readings that contradict physics (wrong layout?)\n"
@@ -50,25 +50,6 @@ def lines(meter, mcu_status=None, mqtt_connected=None, device=None):
     if mqtt_connected is not None:
         yield "# HELP spm02_mqtt_connected 1 while connected to the MQTT broker\n# TYPE spm02_mqtt_connected gauge\n"
         yield "spm02_mqtt_connected %d\n" % (1 if mqtt_connected else 0)
-    if device is not None:
-        yield from _device(device)
-
-
-def _device(d):
-    # B/device's figures (its link_errors are spm02_link_errors_total's kinds summed)
-    yield "# HELP spm02_uptime_seconds Time since the firmware started\n# TYPE spm02_uptime_seconds gauge\n"
-    yield "spm02_uptime_seconds %d\n" % d["uptime_s"]
-    yield "# HELP spm02_heap_free_bytes Free MicroPython heap\n# TYPE spm02_heap_free_bytes gauge\n"
-    yield "spm02_heap_free_bytes %d\n" % d["mem_free"]
-    yield "# HELP spm02_reset_cause_info Why the firmware last started\n# TYPE spm02_reset_cause_info gauge\n"
-    yield 'spm02_reset_cause_info{cause="%s"} 1\n' % d["reset_cause"].replace("\\", "").replace('"', "")
-    yield "# HELP spm02_mqtt_reconnects_total MQTT connections after the first since boot\n"
-    yield "# TYPE spm02_mqtt_reconnects_total counter\nspm02_mqtt_reconnects_total %d\n" % d["mqtt_reconnects"]
-    yield "# HELP spm02_flash_writes_total Files the firmware wrote since boot\n"
-    yield "# TYPE spm02_flash_writes_total counter\nspm02_flash_writes_total %d\n" % d["flash_writes"]
-    if d.get("rssi") is not None:
-        yield "# HELP spm02_wifi_rssi_dbm Wi-Fi signal strength\n# TYPE spm02_wifi_rssi_dbm gauge\n"
-        yield "spm02_wifi_rssi_dbm %d\n" % d["rssi"]
 
 
 def _readings(meter):
