@@ -1,10 +1,10 @@
 # The device's own health: the retained B/device message (at every MQTT connect and every
-# 5 minutes), the same figures in /metrics, and what /api/state's device adds (reset cause,
-# MicroPython version, free flash, Wi-Fi). Borrowed for each use: none of it stays in the heap.
+# 5 minutes), the same figures in /metrics, the reset cause (at boot) and the ESP32's Wi-Fi
+# for /api/state's device (firmware/status.py). Borrowed for each use: none of it stays in
+# the heap.
 import gc
 import json
 import os
-import sys
 
 from firmware import board
 
@@ -110,23 +110,4 @@ def wifi(app):
             d["channel"] = sta.config("channel")
         except Exception:
             pass
-    return d
-
-
-def fs_free(path):
-    """Bytes free on the filesystem that holds path (the config's directory)."""
-    try:
-        s = os.statvfs(path or ".")
-        return (s[1] or s[0]) * s[4]  # f_frsize (the ESP32's VFS: f_bsize) * f_bavail
-    except Exception:
-        return None
-
-
-def device(app):
-    """What /api/state's device adds: reset_cause, micropython, fs_free, wifi (ESP32)."""
-    v = sys.implementation.version
-    d = {"reset_cause": app.reset_cause, "micropython": "%d.%d.%d" % (v[0], v[1], v[2]),
-         "fs_free": fs_free(app.data_dir)}
-    if app.wifi is not None:
-        d["wifi"] = wifi(app)
     return d

@@ -3,6 +3,7 @@
 # sits in the heap at the moments that need the room.
 import gc
 import json
+import os
 import sys
 import time
 
@@ -54,10 +55,19 @@ def energy(app):
             "writes": k.writes, "error": k.error, "glitches": c.glitches, "new_cycles": c.cycles}
 
 
-def _more(app):
+def _wifi(app):
     # a function of its own: a local of the generator would keep the module until the end
     with borrow("firmware.devinfo") as devinfo:
-        return devinfo.device(app)
+        return devinfo.wifi(app)
+
+
+def fs_free(path):
+    """Bytes free on the filesystem that holds path (the config's directory)."""
+    try:
+        s = os.statvfs(path or ".")
+        return (s[1] or s[0]) * s[4]  # f_frsize (the ESP32's VFS: f_bsize) * f_bavail
+    except Exception:
+        return None
 
 
 def parts(app):
@@ -78,7 +88,7 @@ def parts(app):
             yield ',"%s":' % name
             for part in json_parts(obj(app)):  # key by key: small pieces
                 yield part
-    more = _more(app)  # before the collect: mem_free without its code
+    wifi = _wifi(app) if app.wifi is not None else None  # the ESP32's; before the collect
     gc.collect()  # so mem_free says what is really free (and leaks show)
     yield ',"wifi":'
     yield json.dumps(app.wifi.status() if app.wifi is not None else {"setup_reason": app.setup_reason})
@@ -88,14 +98,14 @@ def parts(app):
     h = app.http
     yield ',"device":'
     dev = {"name": app.cfg["name"], "version": app.version, "runtime": runtime(),
-           "uptime_s": app.uptime_s(), "reset_cause": more["reset_cause"],
-           "micropython": more["micropython"], "fs_free": more["fs_free"],
+           "uptime_s": app.uptime_s(), "reset_cause": app.reset_cause,
+           "micropython": "%d.%d.%d" % sys.implementation.version[:3], "fs_free": fs_free(app.data_dir),
            "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": app.config_warnings,
            "http": {"active": h.active, "served": h.served, "rejected": h.rejected},
            "ota": ota(app), "syslog": app.syslog.status() if app.syslog else None}
-    if "wifi" in more:  # the ESP32's
-        dev["wifi"] = more["wifi"]
-    more = None
+    if wifi is not None:
+        dev["wifi"] = wifi
+    wifi = None
     dev = json_parts(dev)
     for part in dev:
         if part != "}":  # the log follows

@@ -203,3 +203,7 @@ def test_device_health_and_wifi_in_api_state_and_b_device():
         (-71, "HomeNet", "power-on", 0, 0)
     assert sorted(h) == ["flash_writes", "link_errors", "mem_free", "mqtt_reconnects", "reset_cause", "rssi",
                          "ssid", "uptime_s"]
+    text = "".join(devinfo.metric_lines(h))  # /metrics
+    assert "spm02_wifi_rssi_dbm -71\n" in text and 'spm02_reset_cause_info{cause="power-on"} 1\n' in text
+    h["rssi"] = None  # not connected: no signal figure
+    assert "rssi" not in "".join(devinfo.metric_lines(h))
