@@ -64,7 +64,7 @@ def _wifi(app):
 def fs_free(path):
     """Bytes free on the filesystem that holds path (the config's directory)."""
     try:
-        s = os.statvfs(path or ".")
+        s = os.statvfs(path or "/")  # "": the ESP32's config.json, at the root
         return (s[1] or s[0]) * s[4]  # f_frsize (the ESP32's VFS: f_bsize) * f_bavail
     except Exception:
         return None
