@@ -115,10 +115,11 @@ build: setup
 
 # The firmware runs from the build tree: what is tested is what is flashed. Exit status 75
 # is the firmware asking for a restart (OTA, the setup portal, the restart command): it is
-# started again, as a reset would on the device.
+# started again, as a reset would on the device, with SPM02_RESET_CAUSE set to that status (its
+# /api/state device.reset_cause; "power-on" at the first start).
 run: build
 	$(if $(and $(MPY_DIR),$(filter $(MP32F),$(MICROPYTHON))),@$(PY) tools/unix32.py >/dev/null)
-	cd build && while :; do MICROPYPATH=.frozen:$(CURDIR)/build/lib$(HOST_UMQTT) \
+	cd build && rc=; while :; do SPM02_RESET_CAUSE=$$rc MICROPYPATH=.frozen:$(CURDIR)/build/lib$(HOST_UMQTT) \
 		$(RUN_MP) $(if $(HEAPSIZE),-X heapsize=$(HEAPSIZE)) main.py $(abspath $(CONFIG)); \
 		rc=$$?; [ $$rc -eq 75 ] || exit $$rc; echo "make run: restart (exit status 75)" >&2; done
 

@@ -32,7 +32,8 @@ async def send(q, m):
     import discovery  # here, not at the top: an old config needs none of it
     q._disc_due = False
     app = q.app
-    args = (m.layout, m.user, m.shape, q.node, q.base, app.cfg["name"], app.version, page_url(app))
+    args = (m.layout, m.user, m.shape, q.node, q.base, app.cfg["name"], app.version, page_url(app),
+            app.wifi is not None)
     q.publish_parts("%s/device/%s/config" % (q.prefix, q.node), lambda: discovery.device_parts(*args), True)
     q._disc_shape = m.shape
     legacy = q._legacy

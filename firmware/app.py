@@ -38,6 +38,10 @@ class App:
         # or while it is "receive"d
         self.test_no_room = "" if board.ESP32 else os.getenv("SPM02_OTA_NOROOM") or ""
         self.started = time.ticks_ms()
+        self._up_t = self.started  # uptime_s(): whole seconds counted up to this tick
+        self._up_s = 0
+        with borrow("firmware.devinfo") as devinfo:
+            self.reset_cause = devinfo.reset_cause()  # once: on the ESP32 it clears the restart mark
         self.uid = board.unique_id()
         self.node_id = cfg["name"] + ("_" + self.uid if self.uid else "")
         self.mcu = self.keeper = self.link = self.mqtt = None
@@ -83,6 +87,14 @@ class App:
         self.button = esp32.Button(b["button"], lambda: self.enter_setup("button held"))
         self.health = Health(machine)
 
+    def uptime_s(self):
+        """Seconds since boot. ticks_diff alone wraps after some 6 days on the ESP32: this
+        counts on from the last call (the run loop calls it every minute); small ints only."""
+        d = time.ticks_diff(time.ticks_ms(), self._up_t) // 1000
+        self._up_t = time.ticks_add(self._up_t, d * 1000)
+        self._up_s += d
+        return self._up_s
+
     def _setup_requested(self):
         self.enter_setup("the MCU asked for a Wi-Fi reset")
 
@@ -122,6 +134,10 @@ class App:
                 pass
         if board.ESP32:
             import machine
+            try:  # the next boot says "software reset", not "crash" (firmware/devinfo.py)
+                machine.RTC().memory(b"spm02 restart")
+            except Exception:  # nothing may stop a restart
+                pass
             time.sleep_ms(100)  # lets the goodbye leave
             machine.reset()
         if self.http.server is not None:
@@ -220,6 +236,7 @@ class App:
             asyncio.create_task(self.health.run())
         while True:
             await asyncio.sleep(60)
+            self.uptime_s()
             gc.collect()
 
 

@@ -259,6 +259,7 @@ class Http:
         app = self.app
         with borrow("report", "reasons") as report:
             st = report.mcu_status(app.mcu, time.ticks_ms())
+        report = None  # (a coroutine's local would keep the module while metrics runs)
         st["uart_connected"] = app.link.connected
         n = 0
         with borrow("metrics", "units") as metrics:
@@ -267,6 +268,13 @@ class Http:
                 n += 1
                 if n % 16 == 0:
                     await w.drain()
+        metrics = None
+        await w.drain()
+        # the device's health after the readings: its code and theirs never in the heap together
+        with borrow("firmware.devinfo") as devinfo:
+            for line in devinfo.metric_lines(devinfo.health(app)):
+                w.write(line)
+        devinfo = None
         await w.drain()
 
     def _authorized(self, headers):

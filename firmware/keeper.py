@@ -28,6 +28,7 @@ class Keeper(Energy):
         self.retry = 0       # after a failed write: not again before this unix time
         self.seen = None     # mcu.last_report of the last report taken
         self.note = self._store(2)  # load: a warning goes with the config's
+        self.meter.counters.trace = self._trace
         t = board.unix_time()
         if t is not None:
             self._tick(t, False)  # the calendar now, while the heap is quiet
@@ -73,6 +74,16 @@ class Keeper(Energy):
                 sys.modules.pop("days")
                 sys.modules.pop("tz", None)
                 _wipe(24)
+
+    def _trace(self, i, what, old, new):
+        # A held drop or a new cycle of an energy counter (lib/counters.py): a warn line with
+        # the local time, which stays in the log (and syslog) after the warning is gone.
+        # Rare: the calendar's code is borrowed for it.
+        try:
+            with borrow("countlog", "tz") as countlog:
+                log.warn("energy: %s", countlog.line(self.meter, i, what, old, new, self.tz, board.unix_time()))
+        except Exception as e:  # (no memory now): the values at least
+            log.warn("energy: DP %d went down from %d to %d (counts): %r", self.meter.counters.ids[i], old, new, e)
 
     def _store(self, what, t=None):
         """firmware/store.py: 0 save, 1 keep the day that ended, 2 load."""

@@ -2,13 +2,14 @@
 # the host). umqtt.simple blocks, so every socket it gets has a timeout, the broker's
 # address is resolved once, and the loop polls it without ever waiting on it.
 import gc
+import os
 import socket
 import time
 
 import asyncio
 from micropython import const
 
-from firmware import log
+from firmware import board, log
 from firmware.borrow import borrow
 
 TIMEOUT_S = const(2)     # longest any single socket call may block the loop
@@ -17,6 +18,7 @@ BURST_MS = const(30)     # a report burst is over when the UART was quiet this l
 POLL_MS = const(20)
 BACKOFF_MAX = const(60)
 LEGACY_MS = const(1000)  # retained configs of earlier versions arrive within this after subscribing
+DEVICE_MS = const(300000)  # B/device (the device's health): at connect and this often
 
 
 class _Sock:
@@ -85,6 +87,9 @@ class Mqtt:
         # the device message (their entities and history kept), then cleared. Looked for in
         # the first session after boot; None once done.
         self._legacy = []
+        self.device_ms = DEVICE_MS
+        if not board.ESP32 and os.getenv("SPM02_DEVICE_MS"):  # host-only test hook
+            self.device_ms = int(os.getenv("SPM02_DEVICE_MS"))
         self._topic_cmd = (self.base + "/cmd/").encode()
         self._topic_ha = (self.prefix + "/status").encode()
         self._topic_disc = (self.prefix + "/").encode()
@@ -145,6 +150,7 @@ class Mqtt:
         self._disc_shape = None
         self._seq = -1
         last_ping = time.ticks_ms()
+        device_at = None
         while True:
             # what the broker sent, a few messages per turn
             for _ in range(4):
@@ -157,6 +163,9 @@ class Mqtt:
                 self._avail = online
             m = self.app.mcu.meter
             now = time.ticks_ms()
+            if device_at is None or time.ticks_diff(now, device_at) >= self.device_ms:
+                device_at = now
+                self.publish_device()
             if m.seq != self._seq and time.ticks_diff(now, self.app.link.last_rx) >= BURST_MS:
                 # Announce once the first report told us the layout, and old configs had
                 # time to arrive (retained, right after the subscription), then the state.
@@ -174,6 +183,14 @@ class Mqtt:
                 c.ping()
                 last_ping = now
             await asyncio.sleep_ms(POLL_MS)
+
+    def publish_device(self):
+        # Not in _session: a local there would keep the borrowed module for the session
+        try:
+            with borrow("firmware.devinfo") as devinfo:  # its code only while it runs
+                devinfo.publish(self)
+        except MemoryError as e:  # (before any byte went): the next one, not a new session
+            log.warn("mqtt: no B/device now: %r", e)
 
     def publish_state(self):
         self.publish_parts(self.base + "/state", self.app.mcu.meter.state_parts, True)

@@ -3,12 +3,14 @@
 # sits in the heap at the moments that need the room.
 import gc
 import json
+import os
 import sys
 import time
 
 import report
 from meter import json_parts
 from firmware import log
+from firmware.borrow import borrow
 
 
 def runtime():
@@ -48,9 +50,26 @@ def mqtt(app):
 
 def energy(app):
     k = app.keeper
+    c = k.meter.counters
     # pending: a report came that the bookkeeping's once-a-second clock has not taken yet
     return {"tz": k.tz, "date": k.date(), "file": k.path, "file_state": k.note,
-            "writes": k.writes, "error": k.error, "pending": k.seen != app.mcu.last_report}
+            "writes": k.writes, "error": k.error, "pending": k.seen != app.mcu.last_report,
+            "glitches": c.glitches, "new_cycles": c.cycles}
+
+
+def _wifi(app):
+    # a function of its own: a local of the generator would keep the module until the end
+    with borrow("firmware.devinfo") as devinfo:
+        return devinfo.wifi(app)
+
+
+def fs_free(path):
+    """Bytes free on the filesystem that holds path (the config's directory)."""
+    try:
+        s = os.statvfs(path or "/")  # "": the ESP32's config.json, at the root
+        return (s[1] or s[0]) * s[4]  # f_frsize (the ESP32's VFS: f_bsize) * f_bavail
+    except Exception:
+        return None
 
 
 def parts(app):
@@ -71,6 +90,7 @@ def parts(app):
             yield ',"%s":' % name
             for part in json_parts(obj(app)):  # key by key: small pieces
                 yield part
+    wifi = _wifi(app) if app.wifi is not None else None  # the ESP32's; before the collect
     gc.collect()  # so mem_free says what is really free (and leaks show)
     yield ',"wifi":'
     yield json.dumps(app.wifi.status() if app.wifi is not None else {"setup_reason": app.setup_reason})
@@ -79,11 +99,16 @@ def parts(app):
         yield json.dumps(app.health.status())
     h = app.http
     yield ',"device":'
-    dev = json_parts({"name": app.cfg["name"], "version": app.version, "runtime": runtime(),
-                      "uptime_s": time.ticks_diff(now, app.started) // 1000,
-                      "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": app.config_warnings,
-                      "http": {"active": h.active, "served": h.served, "rejected": h.rejected},
-                      "ota": ota(app), "syslog": app.syslog.status() if app.syslog else None})
+    dev = {"name": app.cfg["name"], "version": app.version, "runtime": runtime(),
+           "uptime_s": app.uptime_s(), "reset_cause": app.reset_cause,
+           "micropython": "%d.%d.%d" % sys.implementation.version[:3], "fs_free": fs_free(app.data_dir),
+           "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": app.config_warnings,
+           "http": {"active": h.active, "served": h.served, "rejected": h.rejected},
+           "ota": ota(app), "syslog": app.syslog.status() if app.syslog else None}
+    if wifi is not None:
+        dev["wifi"] = wifi
+    wifi = None
+    dev = json_parts(dev)
     for part in dev:
         if part != "}":  # the log follows
             yield part

@@ -154,3 +154,53 @@ def test_uart_that_cannot_open_does_not_reset_the_device():
         esp32.open_uart = old
     assert not app.link.connected
     assert app.health.failed is None and app.health.feeds > 10
+
+
+@isolated
+def test_reset_cause_in_words_and_our_restart_is_not_a_crash():
+    machine.cause[0] = machine.WDT_RESET
+    assert make_app().reset_cause == "watchdog"
+    machine.cause[0] = machine.PWRON_RESET
+    assert make_app().reset_cause == "power-on"
+    machine.cause[0] = machine.SOFT_RESET  # what MicroPython says after a panic, too
+    app = make_app()
+    assert app.reset_cause == "crash"
+    app.keeper = None  # (nothing to save here)
+    try:
+        app.restart()  # the restart command, an update, the portal: a machine.reset()
+    except SystemExit:
+        pass
+    assert machine.resets and machine.RTC().memory() == b"spm02 restart"
+    assert make_app().reset_cause == "software reset"
+    assert machine.RTC().memory() == b""  # read once: the next crash is a crash
+    assert make_app().reset_cause == "crash"
+    machine.cause[0] = 0
+    assert make_app().reset_cause == "unknown (0)"
+
+
+@isolated
+def test_device_health_and_wifi_in_api_state_and_b_device():
+    import json
+    from firmware import devinfo, status
+    app = make_app(ssid="HomeNet")
+    app.wifi.sta = sta = network.WLAN(network.STA_IF)
+    sta.active(True)
+    st = json.loads("".join(status.parts(app)))["device"]
+    assert st["wifi"] == {"ssid": "HomeNet", "rssi": None, "ip": None, "mac": "24:0a:c4:12:ab:cd",
+                          "channel": None}  # not connected yet
+    assert st["reset_cause"] == "power-on" and st["micropython"].count(".") == 2
+    assert st["fs_free"] > 0
+    sta.connected = app.wifi.connected = True
+    sta.rssi = -71
+    st = json.loads("".join(status.parts(app)))["device"]
+    assert st["wifi"] == {"ssid": "HomeNet", "rssi": -71, "ip": "192.0.2.50", "mac": "24:0a:c4:12:ab:cd",
+                          "channel": 6}
+    h = devinfo.health(app)
+    assert (h["rssi"], h["ssid"], h["reset_cause"], h["mqtt_reconnects"], h["link_errors"]) == \
+        (-71, "HomeNet", "power-on", 0, 0)
+    assert sorted(h) == ["flash_writes", "link_errors", "mem_free", "mqtt_reconnects", "reset_cause", "rssi",
+                         "ssid", "uptime_s"]
+    text = "".join(devinfo.metric_lines(h))  # /metrics
+    assert "spm02_wifi_rssi_dbm -71\n" in text and 'spm02_reset_cause_info{cause="power-on"} 1\n' in text
+    h["rssi"] = None  # not connected: no signal figure
+    assert "rssi" not in "".join(devinfo.metric_lines(h))

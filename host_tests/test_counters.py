@@ -177,3 +177,49 @@ def test_raw_phase_untouched():
     feed(m, [(6, T_RAW, raw_phase(2300, 100, 20))])
     assert m.values()["power_a"] == 1100  # value DP 104 wins; no rule on raw DPs
     assert encode_dp(1, T_VALUE, 0)  # (the helper stays importable)
+
+
+def test_each_held_drop_and_new_cycle_is_traced_and_counted():
+    from counters import TR_HELD, TR_CYCLE, TR_CLEARED
+    c = Counters((1, 23))
+    seen = []
+    c.trace = lambda i, what, old, new: seen.append((i, what, old, new))
+    c.report(0, 500)
+    c.report(1, 70)
+    for n in (0, 0, 500, 501):  # a glitch of two reports: one held drop, traced once
+        c.report(0, n)
+    assert seen == [(0, TR_HELD, 500, 0)] and (c.glitches, c.cycles) == (1, 0)
+    for n in (3, 2, 2, 2):  # held, lower again (the same held drop), then confirmed
+        c.report(0, n)
+    assert seen[1:] == [(0, TR_HELD, 501, 3), (0, TR_CYCLE, 501, 2)] and (c.glitches, c.cycles) == (2, 1)
+    c.cleared()
+    c.report(1, 0)  # our clear: a new cycle at once, never held
+    assert seen[3:] == [(1, TR_CLEARED, 70, 0)] and (c.glitches, c.cycles) == (2, 2)
+    c.trace = None  # without a tracer the counts go on
+    c.report(0, 1)  # (within the clear's reports: a new cycle too)
+    assert (c.glitches, c.cycles) == (2, 3) and len(seen) == 4
+
+
+def test_the_trace_line_names_the_dp_the_values_and_the_local_time():
+    from counters import TR_HELD, TR_CYCLE, TR_CLEARED
+    import countlog
+    m = Meter()
+    lines = []
+    m.counters.trace = lambda i, what, old, new: lines.append(
+        countlog.text(m, i, what, old, new, (2026, 3, 29, 2, 5, 9, 6)))
+    feed(m, v2_report())
+    feed(m, [(1, T_VALUE, 0)])
+    feed(m, [(23, T_VALUE, 5)])
+    feed(m, [(23, T_VALUE, 5)])
+    feed(m, [(23, T_VALUE, 6)])
+    assert lines == [
+        "energy_forward (DP 1) went down from 1234.56 to 0.00 kWh at 2026-03-29 02:05:09: "
+        "held (not published) until 3 reports in a row confirm a new cycle",
+        "energy_reverse (DP 23) went down from 7.89 to 0.05 kWh at 2026-03-29 02:05:09: "
+        "held (not published) until 3 reports in a row confirm a new cycle",
+        "energy_reverse (DP 23) went down from 7.89 to 0.06 kWh at 2026-03-29 02:05:09: "
+        "confirmed by 3 reports in a row: a new cycle"]
+    assert countlog.text(m, 0, TR_CLEARED, 123456, 0, None) == (
+        "energy_forward (DP 1) went down from 1234.56 to 0.00 kWh at an unknown time (clock not set): "
+        "after clear_energy: a new cycle")
+    assert TR_CYCLE != TR_HELD

@@ -87,10 +87,31 @@ def test_single_phase_announces_common_dps_once_seen():
     assert ("sensor", "frequency") in ids and ("switch", "locate") in ids
 
 
-def device_message(layout, user=(), shape=0, url="http://192.0.2.5/"):
+def device_message(layout, user=(), shape=0, url="http://192.0.2.5/", wifi=False):
     import json
-    text = "".join(discovery.device_parts(layout, user, shape, "spm02_a1b2c3", "meter1", "Garage", "1.2.3", url))
+    text = "".join(discovery.device_parts(layout, user, shape, "spm02_a1b2c3", "meter1", "Garage", "1.2.3", url,
+                                          wifi))
     return json.loads(text)
+
+
+HEALTH = ("uptime", "mem_free", "reset_cause", "link_errors", "rssi")
+
+
+def test_the_device_health_is_diagnostic_entities_reading_b_device():
+    live = {oid: c for oid, c in device_message(T.V2, wifi=True)["cmps"].items() if len(c) > 1}
+    for oid in HEALTH:
+        c = live[oid]
+        assert (c["p"], c["state_topic"], c["entity_category"]) == ("sensor", "meter1/device", "diagnostic"), oid
+    assert (live["uptime"]["device_class"], live["uptime"]["unit_of_measurement"]) == ("duration", "s")
+    assert live["uptime"]["value_template"] == "{{ value_json.uptime_s }}"
+    assert (live["mem_free"]["unit_of_measurement"], live["mem_free"]["device_class"]) == ("B", "data_size")
+    assert live["reset_cause"]["name"] == "Last restart cause"
+    assert (live["rssi"]["device_class"], live["rssi"]["unit_of_measurement"]) == ("signal_strength", "dBm")
+    assert "device_class" not in live["reset_cause"] and "unit_of_measurement" not in live["link_errors"]
+    # no Wi-Fi (the host): no signal entity; it is removed, as what another shape lacks
+    d = device_message(T.V2)
+    assert d["cmps"]["rssi"] == {"p": "sensor"} and len(d["cmps"]["uptime"]) > 1
+    assert set(d["cmps"]) == set(oid for _, oid in discovery.all_object_ids())
 
 
 def test_device_message_has_device_origin_and_every_component():
@@ -106,7 +127,7 @@ def test_device_message_has_device_origin_and_every_component():
         assert c["unique_id"] == "spm02_a1b2c3_" + oid and c["p"] in ("sensor", "binary_sensor", "button", "switch",
                                                                      "number")
         if c["p"] != "button":
-            assert c["state_topic"] == "meter1/state"
+            assert c["state_topic"] == ("meter1/device" if oid in HEALTH else "meter1/state"), oid
         for k in c:
             assert "~" not in str(c[k]) or k == "value_template", (oid, k)  # whole topics only
     v = live["voltage_a"]

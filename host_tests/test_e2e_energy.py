@@ -111,6 +111,43 @@ def test_a_bogus_zero_is_never_published(rig):
     assert set(rig.published("energy_forward")) == {24000.0}  # every message, never the 0
 
 
+def metric(fw, name):
+    """The value of a /metrics family without labels, read by Prometheus' own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+    status, body = fw.request("GET", "/metrics")
+    assert status == 200
+    fams = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    return fams[name].samples[0].value
+
+
+def test_a_held_glitch_leaves_a_trace(rig):
+    """One bogus 0: after the meter is back to normal, the warning has gone but a warn line
+    with the DP, the values and the local time (time.tz) stays in the log, and it is counted."""
+    sim = rig.sim
+    sim.set_counts(forward=2400000, reverse=100)
+    rig.start()
+    rig.wait_values("first report", energy_forward=24000.0)
+    assert (rig.state()["energy"]["glitches"], metric(rig.fw, "spm02_energy_glitches")) == (0, 0)
+    sim.glitch(1, 0)
+    t0 = time.time()
+    rig.report()
+    t1 = time.time()
+    rig.report()  # the counter again
+    rig.wait_values("let go", energy_forward=24000.0, warnings=[])
+    st = rig.state()
+    assert (st["energy"]["glitches"], st["energy"]["new_cycles"]) == (1, 0)
+    assert (metric(rig.fw, "spm02_energy_glitches"), metric(rig.fw, "spm02_energy_new_cycles")) == (1, 0)
+    lines = [x for x in st["device"]["log"] if "went down" in x]
+    assert len(lines) == 1, st["device"]["log"]
+    head, _, rest = lines[0].partition(" W energy: energy_forward (DP 1) went down from 24000.00 to 0.00 kWh at ")
+    assert head and rest.endswith(": held (not published) until 3 reports in a row confirm a new cycle"), lines
+    when = datetime.strptime(rest[:19], "%Y-%m-%d %H:%M:%S")  # the zone's local time, not UTC
+    lo = datetime.fromtimestamp(int(t0), timezone.utc).replace(tzinfo=None) + timedelta(seconds=rig.east)
+    hi = datetime.fromtimestamp(int(t1) + 1, timezone.utc).replace(tzinfo=None) + timedelta(seconds=rig.east)
+    assert lo <= when <= hi, (lines[0], lo, hi)
+    assert lines[0] in rig.fw.log()  # the console too
+
+
 def test_a_drop_confirmed_by_three_reports_is_published(rig):
     sim = rig.sim
     sim.set_counts(forward=500000, reverse=100)
@@ -127,6 +164,10 @@ def test_a_drop_confirmed_by_three_reports_is_published(rig):
     wait_until(lambda: rig.published("energy_forward")[-1:] == [0], 10, what="0 on MQTT")
     vals = rig.published("energy_forward")
     assert vals[:vals.index(0)] == [5000.0] * vals.index(0) and set(vals[vals.index(0):]) == {0}
+    # both counters: held, then a new cycle each, each traced
+    st = rig.state()
+    assert (st["energy"]["glitches"], st["energy"]["new_cycles"]) == (2, 2)
+    assert len([x for x in st["device"]["log"] if "confirmed by 3 reports in a row: a new cycle" in x]) == 2
 
 
 def test_our_clear_energy_publishes_zero_at_once_and_today_stays_right(rig):

@@ -2,7 +2,7 @@
 import metrics
 from meter import Meter
 from test_meter import feed, v2_report, cloud_report
-from tuya import T_BITMAP
+from tuya import T_BITMAP, T_VALUE
 
 PORTABLE = True
 
@@ -78,3 +78,16 @@ def test_user_keys_and_polls():
     assert "spm02_leakage_current_amperes 0.025\n" in t
     assert "spm02_temp 21.5\n" in t  # a unit the table does not know: no suffix
     assert "spm02_mcu_polls_total 4\n" in t
+
+
+def test_held_drops_and_new_cycles_counted():
+    m = Meter()
+    feed(m, v2_report())
+    t = text(m)
+    assert "spm02_energy_glitches_total 0\n" in t and "spm02_energy_new_cycles_total 0\n" in t
+    for _ in range(3):
+        feed(m, [(23, T_VALUE, 0)])  # held, then a new cycle
+    t = text(m)
+    assert "# TYPE spm02_energy_glitches_total counter\n" in t
+    assert "spm02_energy_glitches_total 1\n" in t and "spm02_energy_new_cycles_total 1\n" in t
+

@@ -12,6 +12,9 @@
 #     S_KNOWN) is what a first report after boot is held against, so a bogus 0 then is held
 #     too; it is not shown itself (Home Assistant may have seen more since it was saved):
 #     the DP's reading stays away until a report is believed.
+# Each drop held and each new cycle is counted (glitches, cycles) and told to trace(i, what,
+# believed, value), when the firmware sets one (it logs them with the local time), so that
+# the trace stays after the warning has gone.
 # mono() never goes down: the believed value plus every value a new cycle ended, so
 # today's energy stays right across a clear (lib/energy.py works on it).
 #
@@ -27,6 +30,9 @@ HOLD = const(3)       # reports in a row that confirm a drop
 ARM = const(3)        # reports after our clear_energy within which a drop is the new cycle
 S_KNOWN = const(1)    # there is a believed value (reported, or restored)
 S_LIVE = const(2)     # a report since boot was believed: the value is shown
+TR_HELD = const(1)    # trace(): a drop is held
+TR_CYCLE = const(2)   # a drop confirmed by HOLD reports in a row: a new cycle
+TR_CLEARED = const(3)  # a drop after our clear_energy: a new cycle at once
 
 
 class Counters:
@@ -40,6 +46,8 @@ class Counters:
         self.held = bytearray(n)  # reports of the held drop so far (0: none held)
         self.arm = bytearray(n)   # reports left in which a drop follows our clear_energy
         self.cycles = 0           # new cycles taken: the firmware saves the fold at once
+        self.glitches = 0         # drops held (each once, however long; a new cycle is held first)
+        self.trace = None         # trace(i, TR_*, believed, value), or None
 
     def slot(self, dpid):
         ids = self.ids
@@ -74,7 +82,13 @@ class Counters:
             self.value[i] = c
             self.arm[i] = self.held[i] = 0
             self.cycles += 1
+            if self.trace is not None:
+                self.trace(i, TR_CLEARED if arm else TR_CYCLE, b, c)
             return True
+        if not self.held[i]:
+            self.glitches += 1
+            if self.trace is not None:
+                self.trace(i, TR_HELD, b, c)
         self.held[i] = n
         return n == 1 or c != low
 

@@ -69,8 +69,33 @@ def sensor_keys(layout, user=(), shape=0):
     return out + list(T.DAY_KEYS)  # today, yesterday, month of the energy totals
 
 
-def entities(layout, user=(), shape=0):
-    """(component, object_id, {config without topics and device}) for every entity."""
+def health(wifi):
+    """The device's own health, read from B/device ("~/device"): diagnostic entities; the
+    Wi-Fi signal only where there is Wi-Fi."""
+    for oid, name, extra in (
+            ("uptime", "Uptime", {"device_class": "duration", "unit_of_measurement": "s",
+                                  "value_template": "{{ value_json.uptime_s }}"}),
+            ("mem_free", "Free heap", {"device_class": "data_size", "unit_of_measurement": "B",
+                                       "state_class": "measurement", "icon": "mdi:memory",
+                                       "value_template": "{{ value_json.mem_free }}"}),
+            ("reset_cause", "Last restart cause", {"icon": "mdi:restart",
+                                                   "value_template": "{{ value_json.reset_cause }}"}),
+            ("link_errors", "Link errors", {"state_class": "total_increasing", "icon": "mdi:alert-outline",
+                                            "value_template": "{{ value_json.link_errors }}"}),
+            ("rssi", "Wi-Fi signal", {"device_class": "signal_strength", "unit_of_measurement": "dBm",
+                                      "state_class": "measurement",
+                                      "value_template": "{{ value_json.get('rssi') }}"})):
+        if oid == "rssi" and not wifi:
+            return
+        extra["name"] = name
+        extra["entity_category"] = "diagnostic"
+        extra["state_topic"] = "~/device"
+        yield "sensor", oid, extra
+
+
+def entities(layout, user=(), shape=0, wifi=False):
+    """(component, object_id, {config without topics and device}) for every entity; wifi:
+    the device has Wi-Fi (its signal is an entity)."""
     single = T.phases(layout) == 1
     for key in sensor_keys(layout, user, shape):
         c = {"name": name_of(key, single)}
@@ -109,6 +134,7 @@ def entities(layout, user=(), shape=0):
                                  "value_template": "{{ value_json.warnings | length }}",
                                  "json_attributes_topic": "~/state",
                                  "json_attributes_template": "{{ {'warnings': value_json.warnings} | tojson }}"}
+    yield from health(wifi)
     for cmd, name, icon in (("query_state", "Query state", "mdi:database-refresh"),
                             ("refresh", "Refresh", "mdi:refresh"),
                             ("clear_energy", "Clear energy counters", "mdi:delete-forever")):
@@ -136,7 +162,7 @@ def all_object_ids(user=()):
     change of layout or shape leaves behind (phases B and C on a single-phase meter)."""
     seen = []
     for lay in (T.V2, T.CLOUD, T.SPM01):
-        for comp, oid, _ in entities(lay, user, T.X_ALL):
+        for comp, oid, _ in entities(lay, user, T.X_ALL, True):
             if (comp, oid) not in seen:
                 seen.append((comp, oid))
     return seen
@@ -154,16 +180,17 @@ def component(comp, oid, c, node, base):
     ("~/cmd/x" in entities() is the base topic's cmd/x)."""
     c["p"] = comp
     c["unique_id"] = node + "_" + oid
-    if comp != "button":
-        c["state_topic"] = base + "/state"
-    for k in ("command_topic", "json_attributes_topic"):
+    if comp != "button" and "state_topic" not in c:
+        c["state_topic"] = "~/state"
+    for k in ("state_topic", "command_topic", "json_attributes_topic"):
         if k in c:
             c[k] = base + c[k][1:]
     return c
 
 
-def device_parts(layout, user, shape, node, base, name, version, url):
-    """Home Assistant's device-based discovery message for the meter, as pieces of JSON
+def device_parts(layout, user, shape, node, base, name, version, url, wifi=False):
+    """Home Assistant's device-based discovery message for the meter (wifi: an ESP32, whose
+    Wi-Fi signal is an entity), as pieces of JSON
     text (it is some 10 KB: it goes to the broker piece by piece). Components of another
     layout or shape stay in it with their platform only, which is how Home Assistant is
     told to remove them."""
@@ -178,7 +205,7 @@ def device_parts(layout, user, shape, node, base, name, version, url):
     yield ',"availability_topic":"%s/availability","cmps":{' % base
     sep = '"'
     ours = []
-    for comp, oid, c in entities(layout, user, shape):
+    for comp, oid, c in entities(layout, user, shape, wifi):
         ours.append(oid)
         yield sep + oid + '":{'
         # key by key: the pieces stay small, which a fragmented heap can always give
@@ -190,7 +217,7 @@ def device_parts(layout, user, shape, node, base, name, version, url):
         yield "}"
         sep = ',"'
     for lay in (T.V2, T.CLOUD, T.SPM01):  # all_object_ids(), without a list of them all
-        for comp, oid, _ in entities(lay, user, T.X_ALL):
+        for comp, oid, _ in entities(lay, user, T.X_ALL, True):
             if oid not in ours:
                 ours.append(oid)
                 yield '%s%s":{"p":"%s"}' % (sep, oid, comp)

@@ -35,11 +35,16 @@ def _value(count, dec, unit):
 
 
 def lines(meter, mcu_status=None, mqtt_connected=None):
-    """The exposition text, line by line. In parts: each function's code is a piece of
+    """The exposition text, line by line (firmware/devinfo.py adds the device's health). In parts: each function's code is a piece of
     heap of its own, and smaller pieces fit a fragmented heap."""
     yield from _readings(meter)
     yield "# HELP spm02_plausibility_warnings Readings that contradict physics (wrong layout?)\n"
     yield "# TYPE spm02_plausibility_warnings gauge\nspm02_plausibility_warnings %d\n" % len(meter.warnings())
+    c = meter.counters
+    yield "# HELP spm02_energy_glitches_total Drops of an energy counter held (not published) since boot\n"
+    yield "# TYPE spm02_energy_glitches_total counter\nspm02_energy_glitches_total %d\n" % c.glitches
+    yield "# HELP spm02_energy_new_cycles_total New cycles of an energy counter taken since boot\n"
+    yield "# TYPE spm02_energy_new_cycles_total counter\nspm02_energy_new_cycles_total %d\n" % c.cycles
     if mcu_status is not None:
         yield from _mcu(mcu_status)
     if mqtt_connected is not None:

@@ -13,7 +13,10 @@ v1.28's official stubs, for each board we support.
    host_tests/fakes/ (named as the module it fakes), or a class in a test marked
    `# fake of module X` or `# fake of X.Y`. What only the tests use (how they drive and
    inspect a fake) carries a `# test-only` comment on its line and is left out. The
-   integer constants a fake sets must have the stub's values.
+   integer constants a fake sets must have the stub's values. A function marked
+   `# get or set` stands for the device's two forms of one call, `f(name)` to read one
+   value or `f(key=value, ...)` to set (WLAN.config): it is checked as those two, never
+   with both at once.
 
 Where a stub is wrong (about the device code or a fake), tools/check/allow.txt says so,
 with the reason and the MicroPython source line that proves it (checked against $MPY_DIR
@@ -47,6 +50,7 @@ OVERLOAD = re.compile(r'^No overloads for "(\w+)"')
 ATTR_CLASS = re.compile(r'^Cannot (?:access|assign to) attribute "(\w+)" for class "(.+)"$')
 FAKE_MARK = re.compile(r"#\s*fake of (module )?([\w.]+)")
 TEST_ONLY = "# test-only"
+GET_OR_SET = "# get or set"
 
 
 def rel(path):
@@ -156,7 +160,7 @@ def _class_members(cls, lines):
     return methods, attrs, inst_list
 
 
-def _shapes(fn, method):
+def _shapes(fn, method, get_or_set=False):
     """The fake's signature as the calls it takes, one signature per number of positional
     arguments (an overloaded stub function takes each with another overload). Parameters
     keep their names (`__x`: positional-only, as MicroPython has no `/`); types are Any
@@ -175,7 +179,7 @@ def _shapes(fn, method):
             parts.append("*")
         for kw, d in zip(a.kwonlyargs, a.kw_defaults):
             parts.append("%s: Any%s" % (kw.arg, "" if d is None else " = ..."))
-        if a.kwarg:
+        if a.kwarg and not (get_or_set and k):  # get or set: a name, or keywords
             parts.append("**%s: object" % a.kwarg.arg)
         yield ", ".join(parts)
 
@@ -206,8 +210,8 @@ def generate_fake_check(fakes, out_dir):
         where[len(out) + 1] = (rel(fake.path), lineno, what)
         out.append(line)
 
-    def calls(indent, fn, method, target, fake, what):
-        for shape in _shapes(fn, method):
+    def calls(indent, fn, method, target, fake, what, lines):
+        for shape in _shapes(fn, method, GET_OR_SET in lines[fn.lineno - 1]):
             counter[0] += 1
             name = "s%d" % counter[0]
             out.append("%sdef %s(%s) -> Any: ..." % (indent, name, shape))
@@ -221,7 +225,7 @@ def generate_fake_check(fakes, out_dir):
         methods, attrs, inst = _class_members(cls, lines)
         for st in cls.body:
             if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef)) and st.name in dict(methods):
-                calls("    ", st, True, "%s.%s" % (r, st.name), fake, "%s.%s" % (label, st.name))
+                calls("    ", st, True, "%s.%s" % (r, st.name), fake, "%s.%s" % (label, st.name), lines)
         for name, ln in attrs + inst:
             emit("    has(%s.%s)" % (r, name), fake, ln, "%s.%s" % (label, name))
 
@@ -233,14 +237,14 @@ def generate_fake_check(fakes, out_dir):
             for st in ast.parse(text).body:
                 if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     if _public(st.name) and not _marked(lines, st):
-                        calls("", st, False, "%s.%s" % (real, st.name), f, "%s.%s" % (f.module, st.name))
+                        calls("", st, False, "%s.%s" % (real, st.name), f, "%s.%s" % (f.module, st.name), lines)
                 elif isinstance(st, ast.Assign):
                     for t in st.targets:
                         if isinstance(t, ast.Name) and _public(t.id) and not _marked(lines, st):
                             emit("has(%s.%s)" % (real, t.id), f, st.lineno, "%s.%s" % (f.module, t.id))
                 elif isinstance(st, ast.ClassDef) and _public(st.name) and not _marked(lines, st):
                     label = "%s.%s" % (f.module, st.name)
-                    calls("", _init(st), True, "%s.%s" % (real, st.name), f, label)
+                    calls("", _init(st), True, "%s.%s" % (real, st.name), f, label, lines)
                     members(f, st, lines, "%s.%s" % (real, st.name), label, False)
         elif f.as_module:
             members(f, f.cls, lines, real, f.module, True)

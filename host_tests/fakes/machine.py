@@ -11,6 +11,14 @@ import time
 FAKE = True  # test-only
 resets = []  # test-only
 
+# machine.reset_cause() values of MicroPython's ESP32 port
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+cause = [PWRON_RESET]  # test-only: what reset_cause() says: tests set cause[0]
+
 
 def reset_all():  # test-only
     del resets[:]
@@ -18,10 +26,26 @@ def reset_all():  # test-only
     Pin.levels = {}
     Pin.instances = []
     WDT.instances = []
+    cause[0] = PWRON_RESET
+    RTC.mem = b""
 
 
 def reset():
     resets.append(time.ticks_ms())
+
+
+def reset_cause():
+    return cause[0]
+
+
+class RTC:
+    mem = b""  # test-only: the RTC's user memory, kept across resets (not a power cut), as on the chip
+
+    def memory(self, __data=None):
+        data = __data
+        if data is None:
+            return RTC.mem
+        RTC.mem = bytes(data)
 
 
 def unique_id():

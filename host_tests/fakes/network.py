@@ -31,7 +31,7 @@ class _WLAN:  # fake of network.WLAN
     def __init__(self, interface):
         self.interface = interface  # test-only
         self.on = False  # test-only
-        self.conf = {}  # test-only
+        self.conf = {"mac": b"\x24\x0a\xc4\x12\xab\xcd", "channel": 6}  # test-only: what config("mac") etc. say
         self.connects = []          # test-only: (ssid, password) of every connect()
         self.disconnects = 0  # test-only
         self.succeed_after = 1      # test-only: isconnected() turns True on this connect() (None: never)
@@ -51,7 +51,9 @@ class _WLAN:  # fake of network.WLAN
         if not on:
             self.connected = False
 
-    def config(self, **kw):  # only setting: the firmware reads nothing back (tests see .conf)
+    def config(self, __param=None, **kw):  # get or set: read one by name (devinfo: mac), set by keyword
+        if __param is not None:
+            return self.conf[__param]
         self.conf.update(kw)
 
     def connect(self, __ssid=None, __key=None):
