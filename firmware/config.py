@@ -15,7 +15,7 @@ DEFAULTS = {
     "dps": {},  # the owner's DP map: checked by _dps, becomes rows of the DP table
     "board": {"led": -1, "led_invert": False, "button": -1},  # ESP32 pins; -1: none
     "log": {"syslog": "", "level": "info"},  # syslog: "host:port" for RFC 5424 over UDP
-    "time": {"tz": "UTC0"},  # POSIX TZ string: local midnight for today/yesterday/month
+    "time": {"tz": "UTC0", "ntp": "pool.ntp.org"},  # tz: POSIX TZ string (local midnight); ntp: server
 }
 
 SECRETS = ("password",)
@@ -40,6 +40,12 @@ def _check(path, key, value):
         return "must not contain + or #"
     if key == "url" and value and not value.startswith("tcp://"):
         return "must look like tcp://host:port"
+    if path == "wifi.ssid" and len(value.encode()) > 32:
+        return "must be 1..32 bytes"
+    if path == "wifi.password" and value and not 8 <= len(value) <= 63:
+        return "must be 8..63 characters, or empty for an open network"
+    if path == "time.ntp" and not _host(value):
+        return "must be a host name or address"
     if path == "log.level" and value not in ("debug", "info", "warn", "error"):
         return "must be debug, info, warn or error"
     if path == "time.tz":
@@ -55,6 +61,15 @@ def _check(path, key, value):
         except ValueError as e:
             return str(e)
     return None
+
+
+def _host(v):
+    if not 0 < len(v) <= 253:
+        return False
+    for ch in v:
+        if not (ch.isalpha() or ch.isdigit() or ch in "-.:"):
+            return False
+    return True
 
 
 def _safe_name(v):
@@ -166,6 +181,40 @@ def _identifier(v):
     for ch in v:
         if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch == "_"):
             return False
+    return True
+
+
+def errors(given, sent=None):
+    """{dotted path: why} for every value in given (a config object) that boot would not
+    take as it is: the one set of rules for boot, the setup portal and the console, so
+    that nothing boot would reject is ever written. {} when all is well. sent: only the
+    paths in this object (what a save changes; a key an older or newer firmware left in
+    the file stays as boot treats it, so that it cannot block every save)."""
+    warnings = []
+    if not isinstance(given, dict):
+        return {"config": "must be an object"}
+    _merge(DEFAULTS, given, "", warnings)
+    out = {}
+    for w in warnings:
+        if w.endswith("no device class"):
+            continue  # a unit the table does not know: taken, only without a device class
+        path, _, why = w.partition(": ")
+        for tail in ("; using", "; entry ignored", ", ignored", "; ignored"):
+            i = why.rfind(tail)
+            if i > 0:
+                why = why[:i]  # what boot would do instead: not the owner's concern here
+        if sent is None or _within(sent, path):
+            out[path] = why
+    return out
+
+
+def _within(sent, path):
+    for k in path.split("."):
+        if not isinstance(sent, dict):
+            return True  # sent replaces this whole part
+        if k not in sent:
+            return False
+        sent = sent[k]
     return True
 
 

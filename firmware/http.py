@@ -22,6 +22,7 @@ EVICT_MS = const(200)     # an idle client may be pushed out once it had this lo
 MAX_HEAD = const(2048)    # request line + headers
 MAX_LINE = const(512)     # request line
 MAX_BODY = const(1024)
+MAX_CONFIG = const(4096)  # POST /api/config: a whole config.json restored (portal.MAX_FILE)
 REQUEST_MS = const(5000)  # the whole request (head and body) must arrive within this
 SEND_MS = const(10000)
 CHUNK = const(512)
@@ -29,7 +30,7 @@ CHUNK = const(512)
 # "status reason" lines: one string, not a dict of strings (less heap from .mpy)
 REASONS = ("\n200 OK\n400 Bad Request\n401 Unauthorized\n403 Forbidden\n404 Not Found\n"
            "405 Method Not Allowed\n408 Request Timeout\n409 Conflict\n413 Payload Too Large\n"
-           "414 URI Too Long\n431 Request Header Fields Too Large\n500 Internal Server Error\n"
+           "414 URI Too Long\n415 Unsupported Media Type\n431 Request Header Fields Too Large\n500 Internal Server Error\n"
            "503 Service Unavailable\n")
 
 
@@ -37,6 +38,17 @@ def reason(status):
     i = REASONS.find("\n%d " % status)
     return REASONS[i + 5:REASONS.find("\n", i + 1)] if i >= 0 else ""
 OTA = "/api/ota"  # POST: an update, streamed to flash by firmware/ota.py (no MAX_BODY)
+CONFIG = "/api/config"
+
+
+def cross_site(headers):
+    """Whether a request comes from another site's page: its Origin names another host
+    than the one it was sent to. A browser always sends Origin with a POST; curl and
+    make ota send none."""
+    o = headers.get("origin")
+    if o is None:
+        return False
+    return o.partition("://")[2].lower() != headers.get("host", "").lower()
 
 
 def listen(host, port):
@@ -135,6 +147,10 @@ class Http:
                     if x[0] is me:
                         self._waiting.pop(i)
                         break
+            if method == "POST" and cross_site(headers):
+                # another site's page: nothing is done (an update's body is not even read)
+                log.warn("http: POST %s from %s refused", path, headers.get("origin"))
+                raise HttpError(403, "another site's page cannot change anything here")
             if path == OTA and method == "POST":
                 try:
                     if self.app.test_no_room == "import" and not self.app.update_mode:
@@ -217,7 +233,7 @@ class Http:
             raise HttpError(400, "bad content-length")
         if parts[0] == "POST" and parts[1].split("?", 1)[0] == OTA:
             return "POST", OTA, headers, rest  # the rest of the body stays in r
-        if n > MAX_BODY:
+        if n > (MAX_CONFIG if parts[1] == CONFIG else MAX_BODY):
             raise HttpError(413)
         body = rest[:n]
         while len(body) < n:

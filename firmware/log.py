@@ -7,12 +7,14 @@ RING = 1024
 _ring = bytearray(RING)
 _pos = 0   # where the next byte goes
 _full = False
+_count = 0  # lines kept since boot: the number the next one gets (/api/log?since=)
 
 
 def _keep(line):
-    global _pos, _full
+    global _pos, _full, _count
+    _count += 1
     for b in line.encode():
-        _ring[_pos] = b
+        _ring[_pos] = b if b != 10 else 32  # one line stays one line: its number counts
         _pos += 1
         if _pos == RING:
             _pos = 0
@@ -41,6 +43,22 @@ def lines():
                 first = False
                 cur = b""
             i = j + 1
+
+
+def since(n):
+    """(the number the next line will get, [the kept lines numbered n and later, oldest
+    first]): lines that have left the ring are skipped."""
+    kept = 0
+    for _ in lines():
+        kept += 1
+    first = _count - kept  # the number of the oldest line still whole in the ring
+    out = []
+    i = first
+    for line in lines():
+        if i >= n:
+            out.append(line)
+        i += 1
+    return _count, out
 
 
 def recent():

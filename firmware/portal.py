@@ -208,6 +208,7 @@ class Portal:
             old = {}
         new = json.loads(json.dumps(old))  # deep copy: keys we do not touch stay as they are
         errors = []
+        sent = {}
         for path in patch:
             v = patch[path]
             key = ".".join(path)
@@ -223,19 +224,17 @@ class Portal:
                 # the page never shows passwords: empty keeps the old one (a new SSID: open network)
                 if path[0] == "mqtt" or patch.get(("wifi", "ssid")) in (None, _get(old, ("wifi", "ssid"))):
                     continue
-            if path == ("wifi", "ssid") and not (isinstance(v, str) and 0 < len(v.encode()) <= 32):
-                errors.append("wifi.ssid: must be 1..32 bytes")
-                continue
-            if path == ("wifi", "password") and isinstance(v, str) and 0 < len(v) < 8:
-                errors.append("wifi.password: must be 8..63 characters, or empty for an open network")
+            if path == ("wifi", "ssid") and v == "":
+                errors.append("wifi.ssid: must be 1..32 bytes")  # the form needs one
                 continue
             _set(new, path, v)
+            _set(sent, path, v)
+        # the same rules as at boot and in the console (config.errors), for what is saved
+        bad = config.errors(new, sent)  # never quotes a secret
+        for key in bad:
+            errors.append("%s: %s" % (key, bad[key]))
         text = json.dumps(new)
         cfg, warnings = config.parse(text)
-        for w in warnings:  # config.parse never quotes a given secret
-            for path in patch:
-                if w.startswith(".".join(path) + ":") and w not in errors:
-                    errors.append(w)
         if errors:
             return 400, JSON, json.dumps({"ok": False, "errors": errors}), ""
         try:
