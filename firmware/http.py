@@ -246,7 +246,7 @@ class Http:
     async def _route(self, w, method, path, headers, body):
         if self.restarting:
             return await self._send(w, 503, "text/plain", "restarting\n")
-        path = path.split("?", 1)[0]
+        path, _, query = path.partition("?")
         if self.app.mcu is None and path != "/api/state":  # update mode: HTTP for an update only
             return await self._send(w, 503, "text/plain", "update mode: POST /api/ota, GET /api/state\n")
         if method == "GET" and path == "/":
@@ -268,7 +268,7 @@ class Http:
                     await w.drain()
             return
         with borrow("firmware.routes") as routes:  # the rest: loaded only while used
-            await routes.route(self, w, method, path, headers, body)
+            await routes.route(self, w, method, path, query, headers, body)
 
     async def _metrics(self, w):
         self._head(w, 200, "text/plain; version=0.0.4; charset=utf-8")

@@ -8,9 +8,13 @@ from firmware import log
 from firmware.borrow import borrow
 
 
-async def route(http, w, method, path, headers, body):
+async def route(http, w, method, path, query, headers, body):
     if path.startswith("/setup") and http.app.setup_mode():
         return await _setup(http, w, method, path, headers, body)
+    if path in ("/api/config", "/api/config/backup", "/api/log"):
+        # the owner's console: its code only while it serves
+        with borrow("firmware.console", "firmware.config", "files", "tz", "units") as console:
+            return await console.route(http, w, method, path, query, headers, body)
     if path.startswith("/api/cmd/"):
         if method != "POST":
             return await http._send(w, 405, "application/json", '{"ok":false,"error":"use POST"}',
