@@ -134,8 +134,10 @@ def save(app, body):
     if not changed and text == old_text:
         return 200, {"ok": True, "restart": False}, False
     from files import write_atomic
-    if app.wifi is not None and [p for p in changed if p.startswith("wifi.")] and old_text is not None:
-        # the config that joined a network, until the new one is joined (firmware/fallback.py)
+    if app.wifi is not None and [p for p in changed if p.startswith("wifi.")] and old_text is not None \
+            and _read(path + PREV) is None:
+        # the config that joined a network, until the new one is joined (firmware/fallback.py);
+        # a second change before that keeps the first one's: that is the one known to work
         write_atomic(path + PREV, old_text)
     write_atomic(path, text)
     restart = False

@@ -91,7 +91,20 @@ def _object(text):
 
 def load_config(path="config.json"):
     """(cfg, warnings, setup_needed): setup_needed is "" or why setup mode is needed.
-    Never raises: a missing, corrupt or half-written file gives the defaults."""
+    Never raises: a missing, corrupt or half-written file gives the defaults. A Wi-Fi
+    change put back at the last boot (firmware/fallback.py) is among the warnings."""
+    cfg, warnings, setup = _load(path)
+    note = path + ".reverted"  # fallback.NOTE: said once, at the boot after
+    try:
+        with open(note) as f:
+            warnings.append(f.read(512))
+        os.remove(note)
+    except OSError:
+        pass
+    return cfg, warnings, setup
+
+
+def _load(path):
     tmp = path + ".tmp"
     try:
         # a complete new config whose rename a crash stopped is taken, a cut one dropped
