@@ -1,9 +1,11 @@
-# The owner's console API: the config read and changed (/api/config), its backup
-# (/api/config/backup) and the live log (/api/log). Borrowed by firmware/routes.py only
-# while one of these is served: its code is not in the heap otherwise.
+# The owner's console API: the config read and changed (/api/config) and its backup
+# (/api/config/backup). Borrowed by firmware/routes.py only while one of these is served:
+# its code is not in the heap otherwise, and the rules of firmware/config.py only while a
+# change is checked.
 import json
+import os
 
-from firmware import config, log
+from firmware import log
 
 SECRET = "password"  # wifi.password, mqtt.password, http.password: never sent, only whether set
 MAX_FILE = 4096  # portal.MAX_FILE: a bigger config.json would not be read at boot
@@ -14,13 +16,10 @@ JSON = "application/json"
 AUTH = 'WWW-Authenticate: Basic realm="spm02"\r\n'
 
 
-async def route(http, w, method, path, query, headers, body):
-    if path == "/api/config/backup":
-        want = "GET"
-    elif path == "/api/config":
-        want = "GET POST"
-    else:  # /api/log
-        want = "GET"
+async def route(http, w, method, path, headers, body):
+    if path not in ("/api/config", "/api/config/backup"):
+        return await http._send(w, 404, "text/plain", "not found\n")
+    want = "GET POST" if path == "/api/config" else "GET"
     if method not in want.split(" "):
         return await http._send(w, 405, JSON, '{"ok":false,"error":"use %s"}' % want,
                                 "Allow: %s\r\n" % want.replace(" ", ", "))
@@ -30,12 +29,10 @@ async def route(http, w, method, path, query, headers, body):
                                               'the backup holds the secrets"}')
     if not http._authorized(headers):
         return await http._send(w, 401, JSON, '{"ok":false,"error":"password required"}', AUTH)
-    if path == "/api/log":
-        return await _log(http, w, query)
     if path == "/api/config/backup":
         return await _backup(http, w)
     if method == "GET":
-        return await http._send(w, 200, JSON, json.dumps(shown(http.app.cfg, _saved(http.app.config_path))))
+        return await _show(http, w)
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != JSON:
         # a cross-site HTML form cannot send JSON without a CORS preflight, never granted
@@ -49,8 +46,9 @@ async def route(http, w, method, path, query, headers, body):
 def _read(path):
     """The saved config.json's text, or None."""
     try:
+        n = os.stat(path)[6]
         with open(path) as f:
-            return f.read(MAX_FILE + 1)
+            return f.read(min(n, MAX_FILE) + 1)  # not a 4 KB buffer for a small file
     except OSError:
         return None
 
@@ -64,21 +62,27 @@ def _saved(path):
     return d if isinstance(d, dict) else {}
 
 
-def shown(cfg, saved):
-    """The config as run, secrets as true/false; dps as the owner wrote it (the running
-    table holds it as rows)."""
-    out = {}
+async def _show(http, w):
+    """The config as run, a section at a time, secrets as true/false; dps as the owner
+    wrote it (the running table holds it as rows)."""
+    cfg = http.app.cfg
+    http._head(w, 200, JSON)
+    sep = "{"
     for k in cfg:
         v = cfg[k]
         if k == "dps":
-            v = saved.get("dps")
+            v = _saved(http.app.config_path).get("dps")
             v = v if isinstance(v, dict) else {}
-        elif isinstance(v, dict):
+        elif isinstance(v, dict) and SECRET in v:
             v = dict(v)
-            if SECRET in v:
-                v[SECRET] = bool(v[SECRET])
-        out[k] = v
-    return out
+            v[SECRET] = bool(v[SECRET])
+        w.write(sep)
+        w.write(json.dumps(k))
+        w.write(":")
+        w.write(json.dumps(v))
+        sep = ","
+    w.write("}")
+    await w.drain()
 
 
 def _merge(old, patch, defaults, prefix):
@@ -99,27 +103,40 @@ def _merge(old, patch, defaults, prefix):
             old[k] = v
 
 
-def _changed(a, b, prefix, out):
-    """The dotted paths whose values differ between two run configs."""
-    for k in a:
-        if isinstance(a[k], dict) and isinstance(b.get(k), dict):
-            _changed(a[k], b[k], prefix + k + ".", out)
-        elif a[k] != b.get(k):
-            out.append(prefix + k)
+def _changed(patch, run, saved, prefix, out):
+    """The dotted paths the patch changes from the running config (dps: from the saved map)."""
+    for k in patch:
+        v = patch[k]
+        path = prefix + k
+        r = run.get(k) if isinstance(run, dict) else None
+        if k == SECRET and isinstance(v, bool):
+            continue
+        if path == "dps":
+            if v != saved.get("dps", {}):
+                out.append(path)
+        elif isinstance(v, dict) and isinstance(r, dict):
+            _changed(v, r, saved, path + ".", out)
+        elif v != r:
+            out.append(path)
 
 
 def save(app, body):
     """(status, answer, restart?) for POST /api/config: all or nothing."""
     try:
         patch = json.loads(body)
+    except MemoryError:
+        raise
     except Exception:
         return 400, {"ok": False, "errors": {"config": "the body is not valid JSON"}}, False
     if not isinstance(patch, dict):
         return 400, {"ok": False, "errors": {"config": "must be an object"}}, False
+    from firmware import config  # code first, then the data: fewer holes in the heap
     path = app.config_path
     old_text = _read(path)
     new = _saved(path)
-    _merge(new, patch, config.DEFAULTS, "")
+    changed = []
+    _changed(patch, app.cfg, new, "", changed)
+    _merge(new, patch, app.cfg, "")
     errors = config.errors(new, patch)  # the rules boot applies: nothing it would reject is written
     text = json.dumps(new)
     if not errors and len(text) > MAX_FILE:
@@ -127,11 +144,7 @@ def save(app, body):
     if errors:
         log.warn("console: config refused: %s", ", ".join(errors))
         return 400, {"ok": False, "errors": errors}, False
-    was = config.parse(old_text)[0]
-    now = config.parse(text)[0]
-    changed = []
-    _changed(now, was, "", changed)
-    if not changed and text == old_text:
+    if text == old_text:
         return 200, {"ok": True, "restart": False}, False
     from files import write_atomic
     if app.wifi is not None and [p for p in changed if p.startswith("wifi.")] and old_text is not None \
@@ -145,9 +158,10 @@ def save(app, body):
         if p not in LIVE:
             restart = True
     if not restart:  # what applies at once: into the running config
-        app.cfg["http"]["password"] = now["http"]["password"]
-        app.cfg["log"]["level"] = now["log"]["level"]
-        log.configure(now["log"]["level"], log._sink)
+        for p in changed:
+            sect, _, key = p.partition(".")
+            app.cfg[sect][key] = new[sect][key]
+        log.configure(app.cfg["log"]["level"], log._sink)
     log.info("console: config saved (%s)%s", ", ".join(changed) or "no change in effect",
              "; restarting" if restart else "")
     return 200, {"ok": True, "restart": restart}, restart
@@ -159,18 +173,3 @@ async def _backup(http, w):
         return await http._send(w, 404, JSON, '{"ok":false,"error":"no config.json saved"}')
     await http._send(w, 200, JSON, text, 'Content-Disposition: attachment; filename="%s-config.json"\r\n'
                      % http.app.cfg["name"])
-
-
-async def _log(http, w, query):
-    n = 0
-    for part in query.split("&"):
-        k, _, v = part.partition("=")
-        if k == "since":
-            try:
-                n = int(v)
-            except ValueError:
-                n = -1
-    if n < 0:
-        return await http._send(w, 400, JSON, '{"ok":false,"error":"since must be a line number 0.."}')
-    nxt, lines = log.since(n)
-    await http._send(w, 200, JSON, json.dumps({"next": nxt, "lines": lines}))

@@ -267,6 +267,9 @@ class Http:
                     w.write(part)
                     await w.drain()
             return
+        if path.startswith(CONFIG):  # the owner's console: not through routes, less code at once
+            with borrow("firmware.console", "firmware.config", "files", "tz", "units") as console:
+                return await console.route(self, w, method, path, headers, body)
         with borrow("firmware.routes") as routes:  # the rest: loaded only while used
             await routes.route(self, w, method, path, query, headers, body)
 

@@ -45,20 +45,24 @@ def lines():
             i = j + 1
 
 
-def since(n):
-    """(the number the next line will get, [the kept lines numbered n and later, oldest
-    first]): lines that have left the ring are skipped."""
+def numbering():
+    """(the number the next line will get, the number of the oldest line lines() gives)."""
     kept = 0
     for _ in lines():
         kept += 1
-    first = _count - kept  # the number of the oldest line still whole in the ring
+    return _count, _count - kept
+
+
+def since(n):
+    """(the number the next line will get, [the kept lines numbered n and later, oldest
+    first]): lines that have left the ring are skipped."""
+    nxt, i = numbering()
     out = []
-    i = first
     for line in lines():
         if i >= n:
             out.append(line)
         i += 1
-    return _count, out
+    return nxt, out
 
 
 def recent():

@@ -196,7 +196,7 @@ def trial_app(joins):
     cfg["http"]["host"] = "127.0.0.1"
     cfg["http"]["port"] = _free_port[0]
     app = App(cfg, warnings, "firmware/page.html", path)
-    app.JOIN_MS = 400
+    app.JOIN_MS = 400 if not joins else 60000
     app.wifi.CONNECT_MS = 100
     app.wifi.POLL_MS = 20
     sta = network.WLAN(network.STA_IF)
@@ -204,9 +204,16 @@ def trial_app(joins):
     restarts = []
     app.restart = lambda: restarts.append(1)
 
+    def done():  # put back and restarting; or joined, and the trial over
+        return restarts if not joins else _text(path + ".prev") is None
+
     async def go():
         t = asyncio.create_task(app.run())
-        await asyncio.sleep_ms(1000)
+        for _ in range(500):  # 10 s at most
+            await asyncio.sleep_ms(20)
+            if done():
+                break
+        await asyncio.sleep_ms(100)  # nothing more happens after that (a second restart would show)
         t.cancel()
     try:
         asyncio.run(go())
