@@ -20,7 +20,6 @@ class App:
     # How long each task may go without beat() before the watchdog gives up on it: its
     # longest wait (UART: 30 s of backoff; MQTT: 60 s) plus its longest blocking call.
     WATCH_MS = {"uart": 45000, "mqtt": 2 * 60000 + 10000, "wifi": None}
-    JOIN_MS = 120000  # a changed Wi-Fi not joined by then: the previous config comes back (fallback.py)
 
     def __init__(self, cfg, warnings, page_path, config_path="config.json", setup="", ota=None,
                  update_mode=False):
@@ -175,10 +174,6 @@ class App:
         if name == "restart":
             self.restart_soon()
 
-    async def _fallback(self):
-        with borrow("firmware.fallback", "files") as fallback:  # only while a Wi-Fi change is on trial
-            await fallback.run(self, self.JOIN_MS)
-
     async def _prove(self):
         with borrow("firmware.probation") as probation:  # only until the install is proven
             await probation.run(self)
@@ -200,16 +195,13 @@ class App:
                 asyncio.create_task(self.syslog.run(self))
             if self.ota is not None and not self.ota["proven"]:
                 asyncio.create_task(self._prove())
-        if self.wifi is not None:
-            try:
-                os.stat(self.config_path + ".prev")  # fallback.PREV: a Wi-Fi change on trial
-                asyncio.create_task(self._fallback())
-            except OSError:
-                pass
+
         tasks = {}
         if self.wifi is not None:
             # Wi-Fi first: the MCU's handshake should hear the real Wi-Fi state
             tasks["wifi"] = asyncio.create_task(self.wifi.run())
+            from firmware import esp32
+            esp32.wifi_trial(self)
             asyncio.create_task(self.led.run())
             asyncio.create_task(self.button.run())
         if normal:

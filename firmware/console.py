@@ -1,46 +1,34 @@
-# The owner's console API: the config read and changed (/api/config) and its backup
-# (/api/config/backup). Borrowed by firmware/routes.py only while one of these is served:
-# its code is not in the heap otherwise, and the rules of firmware/config.py only while a
-# change is checked.
+# The owner's console API: the config as run (GET /api/config) and its backup
+# (/api/config/backup). Borrowed by firmware/http.py only while the answer is made, as is
+# firmware/cfgsave.py for a change (POST /api/config): only one's code at a time, and none
+# while the answer is sent (other tasks run then, and need the room).
 import json
 import os
 
-from firmware import log
-
 SECRET = "password"  # wifi.password, mqtt.password, http.password: never sent, only whether set
 MAX_FILE = 4096  # portal.MAX_FILE: a bigger config.json would not be read at boot
-# Keys that take effect at once; any other change restarts the firmware
-LIVE = ("http.password", "log.level")
-PREV = ".prev"  # config.json.prev: the config before a Wi-Fi change, until the new network is joined
-JSON = "application/json"
+NEED = '{"ok":false,"error":"password required"}'
 AUTH = 'WWW-Authenticate: Basic realm="spm02"\r\n'
 
 
-async def route(http, w, method, path, headers, body):
+def handle(http, method, path, headers, body):
+    """(status, JSON body, extra headers, restart?) for GET /api/config and /api/config/backup."""
     if path not in ("/api/config", "/api/config/backup"):
-        return await http._send(w, 404, "text/plain", "not found\n")
-    want = "GET POST" if path == "/api/config" else "GET"
-    if method not in want.split(" "):
-        return await http._send(w, 405, JSON, '{"ok":false,"error":"use %s"}' % want,
-                                "Allow: %s\r\n" % want.replace(" ", ", "))
+        return 404, '{"ok":false,"error":"not found"}', "", False
+    want = "GET, POST" if path == "/api/config" else "GET"
+    if method != "GET":
+        return 405, '{"ok":false,"error":"use %s"}' % want, "Allow: %s\r\n" % want, False
     if path == "/api/config/backup" and not http.cfg["password"]:
         # the backup holds every secret: it never leaves without a password
-        return await http._send(w, 403, JSON, '{"ok":false,"error":"set http.password first: '
-                                              'the backup holds the secrets"}')
+        return 403, '{"ok":false,"error":"set http.password first: the backup holds the secrets"}', "", False
     if not http._authorized(headers):
-        return await http._send(w, 401, JSON, '{"ok":false,"error":"password required"}', AUTH)
-    if path == "/api/config/backup":
-        return await _backup(http, w)
-    if method == "GET":
-        return await _show(http, w)
-    ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != JSON:
-        # a cross-site HTML form cannot send JSON without a CORS preflight, never granted
-        return await http._send(w, 415, JSON, '{"ok":false,"error":"send application/json"}')
-    status, answer, restart = save(http.app, body)
-    await http._send(w, status, JSON, json.dumps(answer))
-    if restart:
-        http.app.restart_soon(1000)
+        return 401, NEED, AUTH, False
+    if path == "/api/config":
+        return 200, _shown(http.app), "", False
+    text = _read(http.app.config_path)
+    if text is None:
+        return 404, '{"ok":false,"error":"no config.json saved"}', "", False
+    return 200, text, 'Content-Disposition: attachment; filename="%s-config.json"\r\n' % http.app.cfg["name"], False
 
 
 def _read(path):
@@ -53,123 +41,21 @@ def _read(path):
         return None
 
 
-def _saved(path):
-    """The saved config as an object ({} when missing or unreadable: boot's defaults)."""
-    try:
-        d = json.loads(_read(path))
-    except Exception:
-        return {}
-    return d if isinstance(d, dict) else {}
-
-
-async def _show(http, w):
-    """The config as run, a section at a time, secrets as true/false; dps as the owner
-    wrote it (the running table holds it as rows)."""
-    cfg = http.app.cfg
-    http._head(w, 200, JSON)
-    sep = "{"
+def _shown(app):
+    """The config as run, secrets as true/false; dps as the owner wrote it (the running
+    table holds it as rows)."""
+    out = {}
+    cfg = app.cfg
     for k in cfg:
         v = cfg[k]
         if k == "dps":
-            v = _saved(http.app.config_path).get("dps")
+            try:
+                v = json.loads(_read(app.config_path)).get("dps")
+            except Exception:
+                v = None
             v = v if isinstance(v, dict) else {}
         elif isinstance(v, dict) and SECRET in v:
             v = dict(v)
             v[SECRET] = bool(v[SECRET])
-        w.write(sep)
-        w.write(json.dumps(k))
-        w.write(":")
-        w.write(json.dumps(v))
-        sep = ","
-    w.write("}")
-    await w.drain()
-
-
-def _merge(old, patch, defaults, prefix):
-    """patch into old, key by key: an object into the object it names (except dps, which
-    is replaced whole, so that entries can be taken out); a secret sent as true or false
-    (as GET /api/config shows it) keeps its value."""
-    for k in patch:
-        v = patch[k]
-        d = defaults.get(k) if isinstance(defaults, dict) else None
-        if k == SECRET and isinstance(v, bool):
-            continue
-        if isinstance(d, dict) and isinstance(v, dict) and prefix + k != "dps":
-            o = old.get(k)
-            if not isinstance(o, dict):
-                o = old[k] = {}
-            _merge(o, v, d, prefix + k + ".")
-        else:
-            old[k] = v
-
-
-def _changed(patch, run, saved, prefix, out):
-    """The dotted paths the patch changes from the running config (dps: from the saved map)."""
-    for k in patch:
-        v = patch[k]
-        path = prefix + k
-        r = run.get(k) if isinstance(run, dict) else None
-        if k == SECRET and isinstance(v, bool):
-            continue
-        if path == "dps":
-            if v != saved.get("dps", {}):
-                out.append(path)
-        elif isinstance(v, dict) and isinstance(r, dict):
-            _changed(v, r, saved, path + ".", out)
-        elif v != r:
-            out.append(path)
-
-
-def save(app, body):
-    """(status, answer, restart?) for POST /api/config: all or nothing."""
-    try:
-        patch = json.loads(body)
-    except MemoryError:
-        raise
-    except Exception:
-        return 400, {"ok": False, "errors": {"config": "the body is not valid JSON"}}, False
-    if not isinstance(patch, dict):
-        return 400, {"ok": False, "errors": {"config": "must be an object"}}, False
-    from firmware import config  # code first, then the data: fewer holes in the heap
-    path = app.config_path
-    old_text = _read(path)
-    new = _saved(path)
-    changed = []
-    _changed(patch, app.cfg, new, "", changed)
-    _merge(new, patch, app.cfg, "")
-    errors = config.errors(new, patch)  # the rules boot applies: nothing it would reject is written
-    text = json.dumps(new)
-    if not errors and len(text) > MAX_FILE:
-        errors = {"config": "over %d bytes" % MAX_FILE}
-    if errors:
-        log.warn("console: config refused: %s", ", ".join(errors))
-        return 400, {"ok": False, "errors": errors}, False
-    if text == old_text:
-        return 200, {"ok": True, "restart": False}, False
-    from files import write_atomic
-    if app.wifi is not None and [p for p in changed if p.startswith("wifi.")] and old_text is not None \
-            and _read(path + PREV) is None:
-        # the config that joined a network, until the new one is joined (firmware/fallback.py);
-        # a second change before that keeps the first one's: that is the one known to work
-        write_atomic(path + PREV, old_text)
-    write_atomic(path, text)
-    restart = False
-    for p in changed:
-        if p not in LIVE:
-            restart = True
-    if not restart:  # what applies at once: into the running config
-        for p in changed:
-            sect, _, key = p.partition(".")
-            app.cfg[sect][key] = new[sect][key]
-        log.configure(app.cfg["log"]["level"], log._sink)
-    log.info("console: config saved (%s)%s", ", ".join(changed) or "no change in effect",
-             "; restarting" if restart else "")
-    return 200, {"ok": True, "restart": restart}, restart
-
-
-async def _backup(http, w):
-    text = _read(http.app.config_path)
-    if text is None:
-        return await http._send(w, 404, JSON, '{"ok":false,"error":"no config.json saved"}')
-    await http._send(w, 200, JSON, text, 'Content-Disposition: attachment; filename="%s-config.json"\r\n'
-                     % http.app.cfg["name"])
+        out[k] = v
+    return json.dumps(out)

@@ -41,16 +41,6 @@ OTA = "/api/ota"  # POST: an update, streamed to flash by firmware/ota.py (no MA
 CONFIG = "/api/config"
 
 
-def cross_site(headers):
-    """Whether a request comes from another site's page: its Origin names another host
-    than the one it was sent to. A browser always sends Origin with a POST; curl and
-    make ota send none."""
-    o = headers.get("origin")
-    if o is None:
-        return False
-    return o.partition("://")[2].lower() != headers.get("host", "").lower()
-
-
 def listen(host, port):
     """A non-blocking listening socket. Only what lwIP's setsockopt knows (SO_REUSEADDR,
     its level ignored) and an explicit backlog (lwIP's default is 2)."""
@@ -147,10 +137,11 @@ class Http:
                     if x[0] is me:
                         self._waiting.pop(i)
                         break
-            if method == "POST" and cross_site(headers):
-                # another site's page: nothing is done (an update's body is not even read)
-                log.warn("http: POST %s from %s refused", path, headers.get("origin"))
-                raise HttpError(403, "another site's page cannot change anything here")
+            o = headers.get("origin")
+            if method == "POST" and o is not None and o.partition("://")[2].lower() != headers.get("host", "").lower():
+                # another site's page in the owner's browser (a browser sends Origin with every
+                # POST; curl and make ota send none): nothing is done, not even read
+                raise HttpError(403, "not from another site")
             if path == OTA and method == "POST":
                 try:
                     if self.app.test_no_room == "import" and not self.app.update_mode:
@@ -267,9 +258,14 @@ class Http:
                     w.write(part)
                     await w.drain()
             return
-        if path.startswith(CONFIG):  # the owner's console: not through routes, less code at once
-            with borrow("firmware.console", "firmware.config", "files", "tz", "units") as console:
-                return await console.route(self, w, method, path, headers, body)
+        if path.startswith(CONFIG):  # the owner's console: its code only while the answer is made
+            with borrow("firmware.cfgsave" if path == CONFIG and method == "POST" else "firmware.console",
+                        "firmware.config", "files", "tz", "units") as c:
+                r = c.handle(self, method, path, headers, body)
+            await self._send(w, r[0], "application/json", r[1], r[2])
+            if r[3]:
+                self.app.restart_soon(1000)
+            return
         with borrow("firmware.routes") as routes:  # the rest: loaded only while used
             await routes.route(self, w, method, path, query, headers, body)
 

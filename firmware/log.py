@@ -45,26 +45,6 @@ def lines():
             i = j + 1
 
 
-def numbering():
-    """(the number the next line will get, the number of the oldest line lines() gives)."""
-    kept = 0
-    for _ in lines():
-        kept += 1
-    return _count, _count - kept
-
-
-def since(n):
-    """(the number the next line will get, [the kept lines numbered n and later, oldest
-    first]): lines that have left the ring are skipped."""
-    nxt, i = numbering()
-    out = []
-    for line in lines():
-        if i >= n:
-            out.append(line)
-        i += 1
-    return nxt, out
-
-
 def recent():
     """The kept lines, oldest first, as a list."""
     return list(lines())

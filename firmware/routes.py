@@ -44,17 +44,31 @@ async def _log(http, w, method, query, headers):
         return await http._send(w, 400, "application/json", '{"ok":false,"error":"since must be a line number 0.."}')
     http._head(w, 200, "application/json")
     # no await until the last line is written: no line may come in between and shift the numbers
-    nxt, i = log.numbering()
+    nxt, lines = since(n)
     w.write('{"next":%d,"lines":[' % nxt)
     sep = ""
-    for line in log.lines():
-        if i >= n:
-            w.write(sep)
-            w.write(json.dumps(line))
-            sep = ","
-        i += 1
+    for line in lines:
+        w.write(sep)
+        w.write(json.dumps(line))
+        sep = ","
     w.write("]}")
     await w.drain()
+
+
+def since(n):
+    """(the number the next log line will get, the kept lines numbered n and later, oldest
+    first, one at a time): lines that have left the ring are skipped."""
+    kept = 0
+    for _ in log.lines():
+        kept += 1
+    return log._count, _numbered(n, log._count - kept)
+
+
+def _numbered(n, i):
+    for line in log.lines():
+        if i >= n:
+            yield line
+        i += 1
 
 
 async def _setup(http, w, method, path, headers, body):

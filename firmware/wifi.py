@@ -29,6 +29,7 @@ class Wifi:
     BACKOFF_MIN_MS = 1000
     BACKOFF_MAX_MS = 60000
     NTP_RETRY_MS = 60000
+    JOIN_MS = 120000  # a changed Wi-Fi not joined by then: the previous config comes back (fallback.py)
 
     def __init__(self, cfg, link=None, net=None, uid="", on_mode=None,
                  ticks=None, sleep_ms=None, settime=None):

@@ -168,7 +168,7 @@ def trial_app(joins):
     """An App booted after the console changed the Wi-Fi to NewNet: config.json.prev holds
     the config before. joins: whether NewNet is ever joined. JOIN_MS is 400 ms here."""
     from portable import tmpdir
-    from firmware import console
+    from firmware import cfgsave
     from firmware.app import App
     d = tmpdir("trial")
     path = d + "config.json"
@@ -180,12 +180,12 @@ def trial_app(joins):
     cfg["http"]["port"] = _free_port[0]
     old = App(cfg, [], "firmware/page.html", path)
     # the console's save, as on the device: the previous config is kept for the trial
-    st, answer, restart = console.save(old, b'{"wifi": {"ssid": "NewNet", "password": "new-pass-2"}}')
+    st, answer, restart = cfgsave.save(old, b'{"wifi": {"ssid": "NewNet", "password": "new-pass-2"}}')
     assert st == 200 and answer == {"ok": True, "restart": True} and restart, answer
     with open(path + ".prev") as f:
         assert f.read() == OLD_CFG
     # a second change before the first was joined keeps the config known to work
-    st, answer, _ = console.save(old, b'{"wifi": {"password": "new-pass-3"}}')
+    st, answer, _ = cfgsave.save(old, b'{"wifi": {"password": "new-pass-3"}}')
     assert st == 200
     with open(path + ".prev") as f:
         assert f.read() == OLD_CFG
@@ -196,7 +196,7 @@ def trial_app(joins):
     cfg["http"]["host"] = "127.0.0.1"
     cfg["http"]["port"] = _free_port[0]
     app = App(cfg, warnings, "firmware/page.html", path)
-    app.JOIN_MS = 400 if not joins else 60000
+    app.wifi.JOIN_MS = 400 if not joins else 60000
     app.wifi.CONNECT_MS = 100
     app.wifi.POLL_MS = 20
     sta = network.WLAN(network.STA_IF)
@@ -264,14 +264,14 @@ def test_wifi_change_joined_keeps_the_new_config():
 @isolated
 def test_a_change_without_wifi_starts_no_trial():
     from portable import tmpdir, rmtree
-    from firmware import console
+    from firmware import cfgsave
     d = tmpdir("trial")
     try:
         app = make_app(ssid="HomeNet")
         app.config_path = d + "config.json"
         with open(app.config_path, "w") as f:
             f.write(OLD_CFG)
-        st, answer, _ = console.save(app, b'{"mqtt": {"host": "10.0.0.2"}}')
+        st, answer, _ = cfgsave.save(app, b'{"mqtt": {"host": "10.0.0.2"}}')
         assert st == 200 and answer["restart"] is True
         assert _text(app.config_path + ".prev") is None
     finally:
