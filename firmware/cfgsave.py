@@ -5,7 +5,8 @@
 import json
 import os
 
-from firmware import log
+from firmware import config, log  # all its code at once, before this request's data: fewer holes
+from files import write_atomic
 
 SECRET = "password"  # wifi.password, mqtt.password, http.password: true/false keeps them
 MAX_FILE = 4096  # portal.MAX_FILE: a bigger config.json would not be read at boot
@@ -15,7 +16,7 @@ PREV = ".prev"  # config.json.prev: the config before a Wi-Fi change, until the 
 JSON = "application/json"
 
 
-def handle(http, method, path, headers, body):
+def handle(http, method, path, query, headers, body):
     """(status, JSON body, extra headers, restart?) for POST /api/config."""
     if not http._authorized(headers):
         return 401, '{"ok":false,"error":"password required"}', 'WWW-Authenticate: Basic realm="spm02"\r\n', False
@@ -91,7 +92,6 @@ def save(app, body):
         return 400, {"ok": False, "errors": {"config": "the body is not valid JSON"}}, False
     if not isinstance(patch, dict):
         return 400, {"ok": False, "errors": {"config": "must be an object"}}, False
-    from firmware import config  # code first, then the data: fewer holes in the heap
     path = app.config_path
     old_text = _read(path)
     new = _saved(old_text)
@@ -107,7 +107,6 @@ def save(app, body):
         return 400, {"ok": False, "errors": errors}, False
     if text == old_text:
         return 200, {"ok": True, "restart": False}, False
-    from files import write_atomic
     if app.wifi is not None and [p for p in changed if p.startswith("wifi.")] and old_text is not None \
             and _read(path + PREV) is None:
         # the config that joined a network, until the new one is joined (firmware/fallback.py);

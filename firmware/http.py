@@ -258,16 +258,22 @@ class Http:
                     w.write(part)
                     await w.drain()
             return
-        if path.startswith(CONFIG):  # the owner's console: its code only while the answer is made
+        if path.startswith(CONFIG) or path == "/api/log":  # the console: its code only while the answer is made
             with borrow("firmware.cfgsave" if path == CONFIG and method == "POST" else "firmware.console",
                         "firmware.config", "files", "tz", "units") as c:
-                r = c.handle(self, method, path, headers, body)
-            await self._send(w, r[0], "application/json", r[1], r[2])
+                r = c.handle(self, method, path, query, headers, body)
+            if isinstance(r[1], str):
+                await self._send(w, r[0], "application/json", r[1], r[2])
+            else:  # the log: written without an await between its lines, so no line comes in between
+                self._head(w, r[0], "application/json")
+                for part in r[1]:
+                    w.write(part)
+                await w.drain()
             if r[3]:
                 self.app.restart_soon(1000)
             return
         with borrow("firmware.routes") as routes:  # the rest: loaded only while used
-            await routes.route(self, w, method, path, query, headers, body)
+            await routes.route(self, w, method, path, headers, body)
 
     async def _metrics(self, w):
         self._head(w, 200, "text/plain; version=0.0.4; charset=utf-8")

@@ -1,6 +1,6 @@
 # The HTTP requests other than the page, /api/state, /api/history and /metrics (http.py
-# serves those, borrowing what each needs, and the console's /api/config): the setup
-# portal, commands, the log and the errors.
+# serves those, borrowing what each needs, and the console's /api/config and /api/log):
+# the setup portal, commands and the errors.
 # Loaded only while one is served, so that their code is not in the heap at the moments
 # that need the room.
 import json
@@ -9,11 +9,9 @@ from firmware import log
 from firmware.borrow import borrow
 
 
-async def route(http, w, method, path, query, headers, body):
+async def route(http, w, method, path, headers, body):
     if path.startswith("/setup") and http.app.setup_mode():
         return await _setup(http, w, method, path, headers, body)
-    if path == "/api/log":
-        return await _log(http, w, method, query, headers)
     if path.startswith("/api/cmd/"):
         if method != "POST":
             return await http._send(w, 405, "application/json", '{"ok":false,"error":"use POST"}',
@@ -25,50 +23,6 @@ async def route(http, w, method, path, query, headers, body):
     if method != "GET":
         return await http._send(w, 405, "text/plain", "use GET\n", "Allow: GET\r\n")
     await http._send(w, 404, "text/plain", "not found\n")
-
-
-async def _log(http, w, method, query, headers):
-    """GET /api/log?since=N: the log ring's lines numbered N and later, written a line at
-    a time (no list of them, no whole answer in the heap)."""
-    if method != "GET":
-        return await http._send(w, 405, "application/json", '{"ok":false,"error":"use GET"}', "Allow: GET\r\n")
-    if not http._authorized(headers):
-        return await http._send(w, 401, "application/json", '{"ok":false,"error":"password required"}',
-                                'WWW-Authenticate: Basic realm="spm02"\r\n')
-    n = 0
-    for part in query.split("&"):
-        k, _, v = part.partition("=")
-        if k == "since":
-            n = int(v) if v.isdigit() else -1
-    if n < 0:
-        return await http._send(w, 400, "application/json", '{"ok":false,"error":"since must be a line number 0.."}')
-    http._head(w, 200, "application/json")
-    # no await until the last line is written: no line may come in between and shift the numbers
-    nxt, lines = since(n)
-    w.write('{"next":%d,"lines":[' % nxt)
-    sep = ""
-    for line in lines:
-        w.write(sep)
-        w.write(json.dumps(line))
-        sep = ","
-    w.write("]}")
-    await w.drain()
-
-
-def since(n):
-    """(the number the next log line will get, the kept lines numbered n and later, oldest
-    first, one at a time): lines that have left the ring are skipped."""
-    kept = 0
-    for _ in log.lines():
-        kept += 1
-    return log._count, _numbered(n, log._count - kept)
-
-
-def _numbered(n, i):
-    for line in log.lines():
-        if i >= n:
-            yield line
-        i += 1
 
 
 async def _setup(http, w, method, path, headers, body):

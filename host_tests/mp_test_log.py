@@ -36,8 +36,8 @@ def test_lines_match_the_ring_bytes_across_its_wrap():
 
 
 def since(n):
-    from firmware import routes  # what /api/log answers with
-    nxt, lines = routes.since(n)
+    from firmware import console  # what /api/log answers with
+    nxt, lines = console.since(n)
     return nxt, list(lines)
 
 
