@@ -304,10 +304,10 @@ class Http:
             return False
         return user_pw.partition(":")[2] == pw
 
-    async def _page(self, w):
+    async def _page(self, w, path=None):
         self._head(w, 200, "text/html; charset=utf-8")
         buf = bytearray(CHUNK)
-        with open(self.page_path, "rb") as f:
+        with open(path or self.page_path, "rb") as f:
             while True:
                 n = f.readinto(buf)
                 if not n:

@@ -22,6 +22,8 @@ async def route(http, w, method, path, headers, body):
         return await _command(http, w, path[9:], body)
     if method != "GET":
         return await http._send(w, 405, "text/plain", "use GET\n", "Allow: GET\r\n")
+    if path == "/settings":  # the console page: static, it fills itself in from /api/config
+        return await http._page(w, http.page_path[:http.page_path.rfind("/") + 1] + "settings.html")
     await http._send(w, 404, "text/plain", "not found\n")
 
 
