@@ -12,6 +12,7 @@ SECRET = "password"  # wifi.password, mqtt.password, http.password: true/false k
 MAX_FILE = 4096  # portal.MAX_FILE: a bigger config.json would not be read at boot
 # Keys that take effect at once; any other change restarts the firmware
 LIVE = ("http.password", "log.level")
+LEVELS = ("debug", "info", "warn", "error")
 PREV = ".prev"  # config.json.prev: the config before a Wi-Fi change, until the new network is joined
 JSON = "application/json"
 
@@ -120,7 +121,10 @@ def save(app, body):
     if not restart:  # what applies at once: into the running config
         for p in changed:
             sect, _, key = p.partition(".")
-            app.cfg[sect][key] = new[sect][key]
+            v = new[sect][key]
+            if v in LEVELS:  # the constant, not the request's copy: nothing of this request stays in the heap
+                v = LEVELS[LEVELS.index(v)]
+            app.cfg[sect][key] = v
         log.configure(app.cfg["log"]["level"], log._sink)
     log.info("console: config saved (%s)%s", ", ".join(changed) or "no change in effect",
              "; restarting" if restart else "")

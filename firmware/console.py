@@ -48,8 +48,8 @@ def _read(path):
 
 def _shown(app):
     """The config as run, secrets as true/false; dps as the owner wrote it (the running
-    table holds it as rows)."""
-    out = {}
+    table holds it as rows). In pieces, a section each: no one large piece of heap."""
+    parts = []
     cfg = app.cfg
     for k in cfg:
         v = cfg[k]
@@ -62,8 +62,10 @@ def _shown(app):
         elif isinstance(v, dict) and SECRET in v:
             v = dict(v)
             v[SECRET] = bool(v[SECRET])
-        out[k] = v
-    return json.dumps(out)
+        parts.append(("{" if not parts else ",") + json.dumps(k) + ":")
+        parts.append(json.dumps(v))
+    parts.append("}")
+    return parts
 
 
 def _log(query):
