@@ -219,10 +219,13 @@ class App:
                 asyncio.create_task(self.syslog.run(self))
             if self.ota is not None and not self.ota["proven"]:
                 asyncio.create_task(self._prove())
+
         tasks = {}
         if self.wifi is not None:
             # Wi-Fi first: the MCU's handshake should hear the real Wi-Fi state
             tasks["wifi"] = asyncio.create_task(self.wifi.run())
+            from firmware import esp32
+            esp32.wifi_trial(self)
             asyncio.create_task(self.led.run())
             asyncio.create_task(self.button.run())
         if normal:

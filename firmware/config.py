@@ -15,7 +15,7 @@ DEFAULTS = {
     "dps": {},  # the owner's DP map: checked by _dps, becomes rows of the DP table
     "board": {"led": -1, "led_invert": False, "button": -1},  # ESP32 pins; -1: none
     "log": {"syslog": "", "level": "info"},  # syslog: "host:port" for RFC 5424 over UDP
-    "time": {"tz": "UTC0"},  # POSIX TZ string: local midnight for today/yesterday/month
+    "time": {"tz": "UTC0", "ntp": "pool.ntp.org"},  # tz: POSIX TZ string (local midnight); ntp: server
 }
 
 SECRETS = ("password",)
@@ -40,6 +40,12 @@ def _check(path, key, value):
         return "must not contain + or #"
     if key == "url" and value and not value.startswith("tcp://"):
         return "must look like tcp://host:port"
+    if path == "wifi.ssid" and len(value.encode()) > 32:
+        return "must be 1..32 bytes"
+    if path == "wifi.password" and value and not 8 <= len(value) <= 63:
+        return "must be 8..63 characters, or empty for an open network"
+    if path == "time.ntp" and not _host(value):
+        return "must be a host name or address"
     if path == "log.level" and value not in ("debug", "info", "warn", "error"):
         return "must be debug, info, warn or error"
     if path == "time.tz":
@@ -55,6 +61,15 @@ def _check(path, key, value):
         except ValueError as e:
             return str(e)
     return None
+
+
+def _host(v):
+    if not 0 < len(v) <= 253:
+        return False
+    for ch in v:
+        if not (ch.isalpha() or ch.isdigit() or ch in "-.:"):
+            return False
+    return True
 
 
 def _safe_name(v):
@@ -76,7 +91,13 @@ def _merge(defaults, given, prefix, warnings):
         d = defaults[key]
         path = prefix + key
         if path == "dps":
-            out[key] = _dps(given.get(key, {}), warnings)
+            dps = given.get(key, {})
+            if dps == {}:
+                out[key] = ()
+            else:  # its rules only when there is a map to check
+                from firmware.borrow import borrow
+                with borrow("firmware.dpsconfig") as dpsconfig:
+                    out[key] = dpsconfig.rows(dps, warnings)
             continue
         if key not in given:
             out[key] = d if not isinstance(d, dict) else _merge(d, None, path + ".", warnings)
@@ -102,70 +123,37 @@ def _merge(defaults, given, prefix, warnings):
     return out
 
 
-# Keys a dps entry may not take: readings the firmware computes, and /metrics families
-# of its own that a unitless key would collide with.
-RESERVED = ("warnings", "alarms", "faults", "faults_raw", "derived", "faults_bitmap", "fault_active",
-            "plausibility_warnings", "mcu_online", "mqtt_connected", "mcu_polls_total",
-            "frames_received_total", "frames_sent_total", "link_errors_total",
-            "last_report_age_seconds")
-ENTRY = ("key", "type", "decimals", "unit")
-
-
-def _dps(given, warnings):
-    """The owner's DP map as rows of the DP table (dptable.ROWS' shape), in DP order. A bad
-    entry is dropped with a warning naming it; the rest are kept."""
-    from dptable import ANY, DAY_KEYS
-    from units import known_unit
-    from tuya import TYPE_NAMES
+def errors(given, sent=None):
+    """{dotted path: why} for every value in given (a config object) that boot would not
+    take as it is: the one set of rules for boot, the setup portal and the console, so
+    that nothing boot would reject is ever written. {} when all is well. sent: only the
+    paths in this object (what a save changes; a key an older or newer firmware left in
+    the file stays as boot treats it, so that it cannot block every save)."""
+    warnings = []
     if not isinstance(given, dict):
-        warnings.append('dps: must be an object like {"111": {"key": "power", "type": "value"}}; ignored')
-        return ()
-    rows = []
-    keys = []
-    for dp in sorted(given, key=lambda k: (len(k), k)):
-        e = given[dp]
-        where = "dps.%s" % dp
-        err = None
-        if not (dp.isdigit() and 0 < int(dp) < 256):
-            err = "the DP id must be 1..255"
-        elif not isinstance(e, dict):
-            err = 'must be an object like {"key": "power", "type": "value", "decimals": 0, "unit": "W"}'
-        else:
-            key = e.get("key")
-            typ = e.get("type", "value")
-            dec = e.get("decimals", 0)
-            unit = e.get("unit", "")
-            if not _identifier(key):
-                err = "key must be 1..32 letters, digits or _"
-            elif key in RESERVED or key in DAY_KEYS:
-                err = "key %s is the firmware's own" % key
-            elif key in keys:
-                err = "key %s is already taken by another entry" % key
-            elif typ not in TYPE_NAMES:
-                err = "type must be one of %s" % ", ".join(TYPE_NAMES)
-            elif type(dec) is not int or not 0 <= dec <= 6:
-                err = "decimals must be a whole number 0..6"
-            elif not isinstance(unit, str) or len(unit) > 16:
-                err = "unit must be text"
-        if err:
-            warnings.append("%s: %s; entry ignored" % (where, err))
-            continue
-        for k in e:
-            if k not in ENTRY:
-                warnings.append("%s.%s: unknown setting, ignored" % (where, k))
-        if known_unit(unit) is None:
-            warnings.append("%s: unit %s is not one the table knows: no device class" % (where, unit))
-        keys.append(key)
-        rows.append((int(dp), ANY, key, TYPE_NAMES.index(typ), dec, unit, 0))
-    return tuple(rows)
+        return {"config": "must be an object"}
+    _merge(DEFAULTS, given, "", warnings)
+    out = {}
+    for w in warnings:
+        if w.endswith("no device class"):
+            continue  # a unit the table does not know: taken, only without a device class
+        path, _, why = w.partition(": ")
+        for tail in ("; using", "; entry ignored", ", ignored", "; ignored"):
+            i = why.rfind(tail)
+            if i > 0:
+                why = why[:i]  # what boot would do instead: not the owner's concern here
+        if sent is None or _within(sent, path):
+            out[path] = why
+    return out
 
 
-def _identifier(v):
-    if not isinstance(v, str) or not 0 < len(v) <= 32:
-        return False
-    for ch in v:
-        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch == "_"):
+def _within(sent, path):
+    for k in path.split("."):
+        if not isinstance(sent, dict):
+            return True  # sent replaces this whole part
+        if k not in sent:
             return False
+        sent = sent[k]
     return True
 
 

@@ -1,6 +1,7 @@
 # The ESP32 board layer, kept thin: the UART to the MCU, the status LED, the button,
 # the chip id and reset. `machine` and `micropython` are module globals so host tests
 # can swap in fakes (the unix port's micropython module cannot be patched).
+import os
 import sys
 import time
 
@@ -172,6 +173,20 @@ def safe_mode(pin, window_ms=2000, hold_ms=200):
         if time.ticks_diff(now, start) >= window_ms:
             return False
         time.sleep_ms(10)
+
+
+def wifi_trial(app):
+    """A Wi-Fi change on trial: its task (firmware/fallback.py) when config.json.prev is there."""
+    try:
+        os.stat(app.config_path + ".prev")
+    except OSError:
+        return
+
+    async def trial():
+        from firmware.borrow import borrow
+        with borrow("firmware.fallback", "files") as fallback:  # only while the trial runs
+            await fallback.run(app, app.wifi.JOIN_MS)
+    asyncio.create_task(trial())
 
 
 def unique_id():

@@ -22,6 +22,7 @@ EVICT_MS = const(200)     # an idle client may be pushed out once it had this lo
 MAX_HEAD = const(2048)    # request line + headers
 MAX_LINE = const(512)     # request line
 MAX_BODY = const(1024)
+MAX_CONFIG = const(4096)  # POST /api/config: a whole config.json restored (portal.MAX_FILE)
 REQUEST_MS = const(5000)  # the whole request (head and body) must arrive within this
 SEND_MS = const(10000)
 CHUNK = const(512)
@@ -29,7 +30,7 @@ CHUNK = const(512)
 # "status reason" lines: one string, not a dict of strings (less heap from .mpy)
 REASONS = ("\n200 OK\n400 Bad Request\n401 Unauthorized\n403 Forbidden\n404 Not Found\n"
            "405 Method Not Allowed\n408 Request Timeout\n409 Conflict\n413 Payload Too Large\n"
-           "414 URI Too Long\n431 Request Header Fields Too Large\n500 Internal Server Error\n"
+           "414 URI Too Long\n415 Unsupported Media Type\n431 Request Header Fields Too Large\n500 Internal Server Error\n"
            "503 Service Unavailable\n")
 
 
@@ -37,6 +38,7 @@ def reason(status):
     i = REASONS.find("\n%d " % status)
     return REASONS[i + 5:REASONS.find("\n", i + 1)] if i >= 0 else ""
 OTA = "/api/ota"  # POST: an update, streamed to flash by firmware/ota.py (no MAX_BODY)
+CONFIG = "/api/config"
 
 
 def listen(host, port):
@@ -135,6 +137,11 @@ class Http:
                     if x[0] is me:
                         self._waiting.pop(i)
                         break
+            o = headers.get("origin")
+            if method == "POST" and o is not None and o.partition("://")[2].lower() != headers.get("host", "").lower():
+                # another site's page in the owner's browser (a browser sends Origin with every
+                # POST; curl and make ota send none): nothing is done, not even read
+                raise HttpError(403, "not from another site")
             if path == OTA and method == "POST":
                 try:
                     if self.app.test_no_room == "import" and not self.app.update_mode:
@@ -217,7 +224,7 @@ class Http:
             raise HttpError(400, "bad content-length")
         if parts[0] == "POST" and parts[1].split("?", 1)[0] == OTA:
             return "POST", OTA, headers, rest  # the rest of the body stays in r
-        if n > MAX_BODY:
+        if n > (MAX_CONFIG if parts[1] == CONFIG else MAX_BODY):
             raise HttpError(413)
         body = rest[:n]
         while len(body) < n:
@@ -230,7 +237,7 @@ class Http:
     async def _route(self, w, method, path, headers, body):
         if self.restarting:
             return await self._send(w, 503, "text/plain", "restarting\n")
-        path = path.split("?", 1)[0]
+        path, _, query = path.partition("?")
         if self.app.mcu is None and path != "/api/state":  # update mode: HTTP for an update only
             return await self._send(w, 503, "text/plain", "update mode: POST /api/ota, GET /api/state\n")
         if method == "GET" and path == "/":
@@ -250,6 +257,20 @@ class Http:
                 for part in h.parts(self.app.keeper):
                     w.write(part)
                     await w.drain()
+            return
+        if path.startswith(CONFIG) or path == "/api/log":  # the console: its code only while the answer is made
+            with borrow("firmware.cfgsave" if path == CONFIG and method == "POST" else "firmware.console",
+                        "firmware.config", "files", "tz", "units") as c:
+                r = c.handle(self, method, path, query, headers, body)
+            if isinstance(r[1], str):
+                await self._send(w, r[0], "application/json", r[1], r[2])
+            else:  # the log: written without an await between its lines, so no line comes in between
+                self._head(w, r[0], "application/json")
+                for part in r[1]:
+                    w.write(part)
+                await w.drain()
+            if r[3]:
+                self.app.restart_soon(1000)
             return
         with borrow("firmware.routes") as routes:  # the rest: loaded only while used
             await routes.route(self, w, method, path, headers, body)
@@ -291,10 +312,10 @@ class Http:
             return False
         return user_pw.partition(":")[2] == pw
 
-    async def _page(self, w):
+    async def _page(self, w, path=None):
         self._head(w, 200, "text/html; charset=utf-8")
         buf = bytearray(CHUNK)
-        with open(self.page_path, "rb") as f:
+        with open(path or self.page_path, "rb") as f:
             while True:
                 n = f.readinto(buf)
                 if not n:

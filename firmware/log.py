@@ -7,12 +7,14 @@ RING = 1024
 _ring = bytearray(RING)
 _pos = 0   # where the next byte goes
 _full = False
+_count = 0  # lines kept since boot: the number the next one gets (/api/log?since=)
 
 
 def _keep(line):
-    global _pos, _full
+    global _pos, _full, _count
+    _count += 1
     for b in line.encode():
-        _ring[_pos] = b
+        _ring[_pos] = b if b != 10 else 32  # one line stays one line: its number counts
         _pos += 1
         if _pos == RING:
             _pos = 0

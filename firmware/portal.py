@@ -91,7 +91,20 @@ def _object(text):
 
 def load_config(path="config.json"):
     """(cfg, warnings, setup_needed): setup_needed is "" or why setup mode is needed.
-    Never raises: a missing, corrupt or half-written file gives the defaults."""
+    Never raises: a missing, corrupt or half-written file gives the defaults. A Wi-Fi
+    change put back at the last boot (firmware/fallback.py) is among the warnings."""
+    cfg, warnings, setup = _load(path)
+    note = path + ".reverted"  # fallback.NOTE: said once, at the boot after
+    try:
+        with open(note) as f:
+            warnings.append(f.read(512))
+        os.remove(note)
+    except OSError:
+        pass
+    return cfg, warnings, setup
+
+
+def _load(path):
     tmp = path + ".tmp"
     try:
         # a complete new config whose rename a crash stopped is taken, a cut one dropped
@@ -208,6 +221,7 @@ class Portal:
             old = {}
         new = json.loads(json.dumps(old))  # deep copy: keys we do not touch stay as they are
         errors = []
+        sent = {}
         for path in patch:
             v = patch[path]
             key = ".".join(path)
@@ -223,19 +237,17 @@ class Portal:
                 # the page never shows passwords: empty keeps the old one (a new SSID: open network)
                 if path[0] == "mqtt" or patch.get(("wifi", "ssid")) in (None, _get(old, ("wifi", "ssid"))):
                     continue
-            if path == ("wifi", "ssid") and not (isinstance(v, str) and 0 < len(v.encode()) <= 32):
-                errors.append("wifi.ssid: must be 1..32 bytes")
-                continue
-            if path == ("wifi", "password") and isinstance(v, str) and 0 < len(v) < 8:
-                errors.append("wifi.password: must be 8..63 characters, or empty for an open network")
+            if path == ("wifi", "ssid") and v == "":
+                errors.append("wifi.ssid: must be 1..32 bytes")  # the form needs one
                 continue
             _set(new, path, v)
+            _set(sent, path, v)
+        # the same rules as at boot and in the console (config.errors), for what is saved
+        bad = config.errors(new, sent)  # never quotes a secret
+        for key in bad:
+            errors.append("%s: %s" % (key, bad[key]))
         text = json.dumps(new)
         cfg, warnings = config.parse(text)
-        for w in warnings:  # config.parse never quotes a given secret
-            for path in patch:
-                if w.startswith(".".join(path) + ":") and w not in errors:
-                    errors.append(w)
         if errors:
             return 400, JSON, json.dumps({"ok": False, "errors": errors}), ""
         try:

@@ -1,5 +1,6 @@
 # The HTTP requests other than the page, /api/state, /api/history and /metrics (http.py
-# serves those, borrowing what each needs): the setup portal, commands and the errors.
+# serves those, borrowing what each needs, and the console's /api/config and /api/log):
+# the setup portal, commands and the errors.
 # Loaded only while one is served, so that their code is not in the heap at the moments
 # that need the room.
 import json
@@ -21,6 +22,8 @@ async def route(http, w, method, path, headers, body):
         return await _command(http, w, path[9:], body)
     if method != "GET":
         return await http._send(w, 405, "text/plain", "use GET\n", "Allow: GET\r\n")
+    if path == "/settings":  # the console page: static, it fills itself in from /api/config
+        return await http._page(w, http.page_path[:http.page_path.rfind("/") + 1] + "settings.html")
     await http._send(w, 404, "text/plain", "not found\n")
 
 

@@ -16,8 +16,9 @@ async def _sleep_ms(ms):
     await asyncio.sleep_ms(ms)
 
 
-def _settime():
+def _settime(host):
     import ntptime  # lazily: not on every port
+    ntptime.host = host  # time.ntp
     ntptime.settime()
 
 
@@ -28,6 +29,7 @@ class Wifi:
     BACKOFF_MIN_MS = 1000
     BACKOFF_MAX_MS = 60000
     NTP_RETRY_MS = 60000
+    JOIN_MS = 120000  # a changed Wi-Fi not joined by then: the previous config comes back (fallback.py)
 
     def __init__(self, cfg, link=None, net=None, uid="", on_mode=None,
                  ticks=None, sleep_ms=None, settime=None):
@@ -42,8 +44,13 @@ class Wifi:
         self.on_mode = on_mode  # called with "setup" / "connecting" / "online" on change
         self.ticks = ticks or time.ticks_ms
         self.sleep_ms = sleep_ms or _sleep_ms
-        self.settime = settime or _settime
-        tail = uid or binascii.hexlify(cfg.get("name", "spm02").encode()).decode()
+        self.ntp_host = cfg.get("time", {}).get("ntp", "pool.ntp.org")
+        self.settime = settime or (lambda: _settime(self.ntp_host))
+        name = cfg.get("name", "spm02")
+        # a name on the network (DHCP, the router's list): the node id, with - for its _
+        # (host names take letters, digits and - only)
+        self.hostname = (name + ("-" + uid if uid else ""))[:32].replace("_", "-")
+        tail = uid or binascii.hexlify(name.encode()).decode()
         self.ap_name = "spm02-" + tail[-4:]
         self.sta = None
         self.ap = None
@@ -110,6 +117,10 @@ class Wifi:
 
     async def run(self):
         self._fail_since = self.ticks()
+        try:
+            self.net.hostname(self.hostname)  # before the station is up, so that DHCP sends it
+        except Exception as e:  # an older MicroPython: no network.hostname
+            log.warn("wifi: hostname %s refused: %r", self.hostname, e)
         self.sta = self.net.WLAN(self.net.STA_IF)
         self.sta.active(True)
         tx = self.wcfg.get("txpower", 0)

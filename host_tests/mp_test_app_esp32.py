@@ -204,3 +204,122 @@ def test_device_health_and_wifi_in_api_state_and_b_device():
     assert "spm02_wifi_rssi_dbm -71\n" in text and 'spm02_reset_cause_info{cause="power-on"} 1\n' in text
     h["rssi"] = None  # not connected: no signal figure
     assert "rssi" not in "".join(devinfo.metric_lines(h))
+
+
+# --- a Wi-Fi change on trial (firmware/fallback.py) ----------------------------------
+
+OLD_CFG = '{"name": "spm02", "wifi": {"ssid": "HomeNet", "password": "old-pass-1"}}'
+
+
+def trial_app(joins):
+    """An App booted after the console changed the Wi-Fi to NewNet: config.json.prev holds
+    the config before. joins: whether NewNet is ever joined. JOIN_MS is 400 ms here."""
+    from portable import tmpdir
+    from firmware import cfgsave
+    from firmware.app import App
+    d = tmpdir("trial")
+    path = d + "config.json"
+    with open(path, "w") as f:
+        f.write(OLD_CFG)
+    cfg, _ = config.parse(OLD_CFG)
+    cfg["http"]["host"] = "127.0.0.1"
+    _free_port[0] += 1
+    cfg["http"]["port"] = _free_port[0]
+    old = App(cfg, [], "firmware/page.html", path)
+    # the console's save, as on the device: the previous config is kept for the trial
+    st, answer, restart = cfgsave.save(old, b'{"wifi": {"ssid": "NewNet", "password": "new-pass-2"}}')
+    assert st == 200 and answer == {"ok": True, "restart": True} and restart, answer
+    with open(path + ".prev") as f:
+        assert f.read() == OLD_CFG
+    # a second change before the first was joined keeps the config known to work
+    st, answer, _ = cfgsave.save(old, b'{"wifi": {"password": "new-pass-3"}}')
+    assert st == 200
+    with open(path + ".prev") as f:
+        assert f.read() == OLD_CFG
+    # the boot after the restart
+    network.reset_all()
+    cfg, warnings, _ = __import__("firmware.portal", None, None, ("x",)).load_config(path)
+    assert cfg["wifi"]["ssid"] == "NewNet" and warnings == []
+    cfg["http"]["host"] = "127.0.0.1"
+    cfg["http"]["port"] = _free_port[0]
+    app = App(cfg, warnings, "firmware/page.html", path)
+    app.wifi.JOIN_MS = 400 if not joins else 60000
+    app.wifi.CONNECT_MS = 100
+    app.wifi.POLL_MS = 20
+    sta = network.WLAN(network.STA_IF)
+    sta.succeed_after = 1 if joins else None
+    restarts = []
+    app.restart = lambda: restarts.append(1)
+
+    def done():  # put back and restarting; or joined, and the trial over
+        return restarts if not joins else _text(path + ".prev") is None
+
+    async def go():
+        t = asyncio.create_task(app.run())
+        for _ in range(500):  # 10 s at most
+            await asyncio.sleep_ms(20)
+            if done():
+                break
+        await asyncio.sleep_ms(100)  # nothing more happens after that (a second restart would show)
+        t.cancel()
+    try:
+        asyncio.run(go())
+    except Exception:
+        pass
+    return app, path, restarts, sta
+
+
+def _text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+@isolated
+def test_wifi_change_not_joined_puts_the_previous_config_back():
+    from portable import rmtree
+    app, path, restarts, sta = trial_app(joins=False)
+    try:
+        assert sta.connects and sta.connects[0] == ("NewNet", "new-pass-3") and not app.wifi.connected
+        assert restarts == [1]
+        assert _text(path) == OLD_CFG and _text(path + ".prev") is None
+        # the boot after says so (device.config_warnings), once
+        from firmware.portal import load_config
+        cfg, warnings, setup = load_config(path)
+        assert cfg["wifi"]["ssid"] == "HomeNet" and setup == ""
+        assert len(warnings) == 1 and "NewNet not joined" in warnings[0] and "previous config" in warnings[0]
+        assert load_config(path)[1] == []
+    finally:
+        rmtree(path[:path.rfind("/")])
+
+
+@isolated
+def test_wifi_change_joined_keeps_the_new_config():
+    from portable import rmtree
+    app, path, restarts, sta = trial_app(joins=True)
+    try:
+        assert app.wifi.connected and sta.connects[0] == ("NewNet", "new-pass-3")
+        assert restarts == []
+        assert _text(path + ".prev") is None and _text(path + ".reverted") is None
+        assert '"NewNet"' in _text(path)
+    finally:
+        rmtree(path[:path.rfind("/")])
+
+
+@isolated
+def test_a_change_without_wifi_starts_no_trial():
+    from portable import tmpdir, rmtree
+    from firmware import cfgsave
+    d = tmpdir("trial")
+    try:
+        app = make_app(ssid="HomeNet")
+        app.config_path = d + "config.json"
+        with open(app.config_path, "w") as f:
+            f.write(OLD_CFG)
+        st, answer, _ = cfgsave.save(app, b'{"mqtt": {"host": "10.0.0.2"}}')
+        assert st == 200 and answer["restart"] is True
+        assert _text(app.config_path + ".prev") is None
+    finally:
+        rmtree(d)

@@ -581,7 +581,7 @@ def test_ntp_once_online_retried_after_failure():
 
 def test_ntp_without_ntptime_module_does_not_crash():
     w, clk = make_wifi()
-    w.settime = wifimod._settime  # the real one: no ntptime in the unix port
+    w.settime = lambda: wifimod._settime(w.ntp_host)  # the real one: no ntptime in the unix port
 
     async def script(until):
         await until(lambda: w.connected and w._ntp_at is not None)
@@ -589,6 +589,50 @@ def test_ntp_without_ntptime_module_does_not_crash():
     with Logs() as lg:
         run_wifi(w, script)
     assert w.connected and not w.ntp_ok and "NTP failed" in lg.text()
+
+
+def test_hostname_before_the_station_and_ntp_server_from_config():
+    import sys
+
+    class NtpTime:  # stands in for the ESP32's ntptime module
+        host = "pool.ntp.org"
+        asked = []
+
+        @staticmethod
+        def settime():
+            NtpTime.asked.append(NtpTime.host)
+
+    w, clk = make_wifi(uid="240ac412abcd")
+    w.ntp_host = "ntp.example.lan"  # time.ntp
+    w.settime = lambda: wifimod._settime(w.ntp_host)
+    seen = []
+    orig = network.WLAN
+
+    def wlan(i=network.STA_IF):  # what the hostname was when the station came up
+        seen.append(network.hostname())
+        return orig(i)
+    network.WLAN = wlan
+    sys.modules["ntptime"] = NtpTime
+
+    async def script(until):
+        await until(lambda: w.ntp_ok)
+    try:
+        with Logs():
+            run_wifi(w, script)
+    finally:
+        network.WLAN = orig
+        del sys.modules["ntptime"]
+    assert seen[0] == "spm02-240ac412abcd" == w.hostname, seen
+    assert NtpTime.asked == ["ntp.example.lan"]
+
+
+def test_ntp_server_default_and_checked():
+    cfg, warnings = config.parse(None)
+    assert cfg["time"]["ntp"] == "pool.ntp.org" and warnings == []
+    assert wifimod.Wifi(cfg, None, network).ntp_host == "pool.ntp.org"
+    cfg, warnings = config.parse('{"time": {"ntp": "bad host name!"}}')
+    assert cfg["time"]["ntp"] == "pool.ntp.org" and warnings and warnings[0].startswith("time.ntp:")
+    assert config.parse('{"time": {"ntp": "192.168.1.1"}}')[0]["time"]["ntp"] == "192.168.1.1"
 
 
 # --- setup portal ----------------------------------------------------------------

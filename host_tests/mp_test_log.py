@@ -33,3 +33,26 @@ def test_lines_match_the_ring_bytes_across_its_wrap():
         want = [x for x in data.decode().split("\n")[1 if log._full else 0:] if x]
         assert log.recent() == want, (k, log._pos)
         assert list(log.lines()) == want
+
+
+def since(n):
+    from firmware import console  # what /api/log answers with
+    nxt, lines = console.since(n)
+    return nxt, list(lines)
+
+
+def test_since_numbers_lines_across_the_wrap():
+    # every line keeps its number while the ring wraps; those that left it are skipped
+    start = log._count
+    for k in range(60):
+        log.info("numbered %d %s", start + k, "y" * (k % 13))
+    nxt, got = since(start)
+    assert nxt == start + 60
+    assert len(got) < 60  # the ring wrapped: the first ones are gone
+    nums = [int(x.split("numbered ")[1].split(" ")[0]) for x in got]
+    assert nums == list(range(nxt - len(got), nxt))  # oldest first, numbers without a gap
+    assert since(nxt - 3) == (nxt, got[-3:])
+    assert since(nxt) == (nxt, [])
+    assert since(0) == (nxt, log.recent())
+    log.info("one more\nwith a newline in it")
+    assert since(nxt) == (nxt + 1, [log.recent()[-1]])

@@ -105,7 +105,7 @@ def test_dps_not_an_object():
 
 def test_time_zone():
     cfg, w = config.parse(None)
-    assert cfg["time"] == {"tz": "UTC0"} and w == []
+    assert cfg["time"] == {"tz": "UTC0", "ntp": "pool.ntp.org"} and w == []
     cfg, w = config.parse('{"time": {"tz": "CET-1CEST,M3.5.0,M10.5.0/3"}}')
     assert cfg["time"]["tz"] == "CET-1CEST,M3.5.0,M10.5.0/3" and w == []
     for bad in ('"Europe/Berlin"', '"CET-1CEST,M13.1.0,M10.5.0"', '""'):

@@ -169,7 +169,7 @@ def test_deploy_for_a_custom_image_copies_main_and_pages_only():
     assert cmd[3:6] == ["fs", "cp", "-r"]
     assert cmd[6:9] == ["build/frozen-fs/firmware", "build/frozen-fs/boot.py", "build/frozen-fs/main.py"]
     staged = os.path.join(ROOT, "build", "frozen-fs", "firmware")
-    assert sorted(os.listdir(staged)) == ["page.html", "setup.html"]  # the code is in the image
+    assert sorted(os.listdir(staged)) == ["page.html", "settings.html", "setup.html"]  # the code is in the image
 
 
 def test_ota_dry_run_builds_the_bundle():

@@ -4,6 +4,7 @@ the real MicroPython on the build tree, against the simulated meter and Mosquitt
 make unix32 (an ESP32's object sizes), when MPY_DIR is set; the 64-bit PyPI unix port gives
 the rest. Prints a table (figure, goal, result), where the heap goes, and writes bench.json.
 SOAK=1 adds the 10-minute leak run."""
+import base64
 import json
 import os
 import statistics
@@ -53,8 +54,9 @@ def micro():
 
 def heap_trial(broker, heap, micropython=None, ota=None, ota_runs=True):
     """Does the firmware do its whole job in this heap? Handshake, full reports, MQTT
-    publish, and /, /api/state, /metrics, /api/history 20 times each, without a
-    MemoryError. ota: a bundle (bytes, id) to update to as well, received (200) and, with
+    publish, and /, /api/state, /metrics, /api/history, the console's GET /api/config,
+    GET /api/log and a POST /api/config (written, applied without a restart) 20 times
+    each, without a MemoryError. ota: a bundle (bytes, id) to update to as well, received (200) and, with
     ota_runs, then running in the same heap (on a custom image it runs from files: the
     stock figure)."""
     sim = Simulator(layout="v2", port=0, interval=1.0).start()
@@ -67,11 +69,19 @@ def heap_trial(broker, heap, micropython=None, ota=None, ota_runs=True):
         fw.start()
         w = MqttWatch(broker.port, ("spm02/state",))
         wait_until(lambda: w.get("spm02/state"), 10, what="state on MQTT")
-        for _ in range(20):
-            for path in ("/", "/api/state", "/metrics", "/api/history"):
-                st, body = fw.request("GET", path)
+        hdr = {"Content-Type": "application/json"}
+        if ota:
+            hdr["Authorization"] = "Basic " + base64.b64encode(b"bench:bench").decode()
+        for i in range(20):
+            for path in ("/", "/api/state", "/metrics", "/api/history", "/api/config", "/api/log?since=0"):
+                st, body = fw.request("GET", path, headers=hdr)
                 if st != 200:
                     raise RuntimeError("%s answered %d" % (path, st))
+            # a change that applies at once (log.level): written, no restart
+            change = ('{"log": {"level": "%s"}}' % ("warn" if i % 2 == 0 else "info")).encode()
+            st, body = fw.request("POST", "/api/config", change, hdr)
+            if st != 200 or b'"restart": false' not in body:
+                raise RuntimeError("POST /api/config answered %d %r" % (st, body))
         if ota:
             st, body = otatool.upload("127.0.0.1", fw.http_port, "bench", ota[0])
             if st != 200:

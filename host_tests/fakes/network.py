@@ -13,10 +13,21 @@ STAT_GOT_IP = 1010
 STAT_NO_AP_FOUND = 201
 
 _wlans = {}
+_hostname = ["espressif"]  # network.hostname(): before the station is up
 
 
 def reset_all():  # test-only
     _wlans.clear()
+    _hostname[0] = "espressif"
+
+
+def hostname(__name=None):
+    name = __name
+    if name is None:
+        return _hostname[0]
+    if not isinstance(name, str) or not 0 < len(name) <= 32:
+        raise ValueError("hostname too long")
+    _hostname[0] = name
 
 
 def WLAN(__interface=STA_IF):

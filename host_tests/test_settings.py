@@ -1,0 +1,109 @@
+"""The console page (GET /settings) in a real browser (headless chromium via selenium),
+served by the firmware in the MicroPython unix port against the simulated meter."""
+import json
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from harness import ARTIFACTS, Firmware, stop_all, wait_until
+from spm02sim import Simulator
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        pytest.skip("chromium and chromium-driver are not installed")
+    profile = tempfile.mkdtemp(prefix="chrome-")
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--no-first-run", "--disable-background-networking", "--disable-sync",
+              "--window-size=1100,900", "--user-data-dir=" + profile):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    try:
+        driver.implicitly_wait(0)
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def rig():
+    sim = Simulator(layout="v2", port=0, interval=3600, seed=4).start()
+    fw = Firmware(sim.port, None)
+    try:
+        fw.start()
+        yield sim, fw
+    finally:
+        stop_all(fw, sim)
+
+
+def field(driver, name):
+    els = driver.find_elements(By.NAME, name)
+    return els[0] if els else None
+
+
+def msg(driver):
+    return driver.find_element(By.ID, "msg").text
+
+
+def saved(fw):
+    with open(fw.cfg_path, "rb") as f:
+        return f.read()
+
+
+def test_settings_page_served_and_linked(rig):
+    _, fw = rig
+    st, body = fw.request("GET", "/settings")
+    assert st == 200 and b"<form" in body and b"/api/config" in body
+    st, page = fw.request("GET", "/")
+    assert b'href="/settings"' in page
+
+
+def test_settings_page_shows_saves_and_refuses(browser, rig):
+    _, fw = rig
+    browser.get(fw.url("/settings"))
+    wait_until(lambda: field(browser, "mqtt.port") is not None, 10, 0.1, "the form drawn from /api/config")
+    # every key as run, secrets never shown; the page says plainly that it is open
+    assert field(browser, "mqtt.port").get_attribute("value") == str(fw.cfg["mqtt"]["port"])
+    assert field(browser, "time.ntp").get_attribute("value") == "pool.ntp.org"
+    assert field(browser, "mqtt.password").get_attribute("type") == "password"
+    assert field(browser, "mqtt.password").get_attribute("value") == ""
+    assert browser.find_element(By.ID, "warn").is_displayed()
+    wait_until(lambda: "starting as spm02" in browser.find_element(By.ID, "log").text, 10, 0.2, "the live log")
+    # a bad value: the error next to the field, nothing written
+    before = saved(fw)
+    port = field(browser, "mqtt.port")
+    port.clear()
+    port.send_keys("70000")
+    browser.find_element(By.ID, "save").click()
+    wait_until(lambda: "Not saved" in msg(browser), 10, 0.1, "the refusal")
+    assert "1..65535" in browser.find_element(By.ID, "e-mqtt.port").text
+    assert saved(fw) == before
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    browser.save_screenshot(os.path.join(ARTIFACTS, "settings-refused.png"))
+    # a good change: saved, the firmware restarts into it, the page says so
+    browser.get(fw.url("/settings"))
+    wait_until(lambda: field(browser, "mcu.poll_s") is not None, 10, 0.1, "the form again")
+    poll = field(browser, "mcu.poll_s")
+    poll.clear()
+    poll.send_keys("45")
+    browser.find_element(By.ID, "save").click()
+    wait_until(lambda: "Saved" in msg(browser), 10, 0.1, "the save")
+    cfg = json.loads(saved(fw))
+    assert cfg["mcu"] == {"poll_s": 45} and cfg["uart"] == fw.cfg["uart"]
+    assert "password" not in cfg.get("mqtt", {}) or cfg["mqtt"]["password"] == fw.cfg["mqtt"].get("password", "")
+    wait_until(lambda: "Back" in msg(browser), 20, 0.2, "the page seeing the firmware back")
+    assert fw.log().count("make run: restart (exit status 75)") == 1
