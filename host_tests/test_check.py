@@ -105,3 +105,16 @@ def test_the_allow_list_wants_a_reason_and_a_proof_that_holds(tmp_path):
     assert "allow.txt:4: proof extmod/x.py:2 does not say 'def core():'" in out, out
     assert "allow.txt:7: the entry has no why" in out, out
     assert "allow.txt:1:" not in out, out
+
+
+def test_get_or_set_is_checked_as_its_two_forms_only(tmp_path):
+    """WLAN.config reads one value by name or sets by keyword, never both in one call: a fake
+    marked '# get or set' is held to those two forms; unmarked, the same fake offers a call
+    the device refuses (a name and keywords at once), and fails."""
+    fakes = tmp_path / "fakes"
+    shutil.copytree(os.path.join(ROOT, "host_tests", "fakes"), fakes)
+    rc, out = check("--fakes", str(fakes))
+    assert rc == 0, out
+    edit(str(fakes / "network.py"), "**kw):  # get or set:", "**kw):  # read or set:")
+    rc, out = check("--fakes", str(fakes))
+    assert rc == 1 and "offers network.WLAN.config(__param: Any, **kw: object)" in out, out
