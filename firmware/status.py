@@ -43,7 +43,7 @@ def mqtt(app):
             "host": q.cfg["host"], "port": q.cfg["port"], "base_topic": q.base,
             "publishes": q.publishes, "connects": q.connects,
             "commands_ok": q.commands_ok, "commands_bad": q.commands_bad,
-            "last_error": q.last_error}
+            "last_error": q.last_error, "mem_waits": q.mem_waits}
 
 
 def energy(app):
@@ -82,7 +82,8 @@ def parts(app):
     dev = json_parts({"name": app.cfg["name"], "version": app.version, "runtime": runtime(),
                       "uptime_s": time.ticks_diff(now, app.started) // 1000,
                       "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": app.config_warnings,
-                      "http": {"active": h.active, "served": h.served, "rejected": h.rejected},
+                      "http": {"active": h.active, "served": h.served, "rejected": h.rejected,
+                               "mem_waits": h.mem_waits},
                       "ota": ota(app), "syslog": app.syslog.status() if app.syslog else None})
     for part in dev:
         if part != "}":  # the log follows
