@@ -52,8 +52,8 @@ class Keeper(Energy):
                 left = m - (t - Y2K)
                 if left <= 2:
                     ms = 100
-                # a clock made faster (board.SPEED, host only): wake at midnight all the same
-                ms = min(ms, left * 1000 // board.SPEED + 5)
+                if left > 0:  # a clock made faster (board.SPEED, host only): wake at midnight all the same
+                    ms = min(ms, left * 1000 // board.SPEED + 5)
             await asyncio.sleep_ms(ms)
 
     def _step(self, t):
