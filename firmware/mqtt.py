@@ -74,8 +74,7 @@ class Mqtt:
         self.connected = False
         self.last_error = None
         self.publishes = 0
-        self.mem_waits = 0  # announces that waited for room in the heap
-        self._cut = False  # a message is being written (publish_parts)
+        self.mem_waits = 0  # announces that waited for room in the heap for their code
         self.connects = 0
         self.commands_ok = 0
         self.commands_bad = 0
@@ -169,16 +168,7 @@ class Mqtt:
                     await self._announce(m)
                 self._seq = m.seq
                 async with TURN:  # not while an HTTP answer or a save holds the heap
-                    for _ in range(20):
-                        self._cut = False
-                        try:
-                            self.publish_state()
-                            break
-                        except MemoryError:
-                            if self._cut:
-                                raise  # a message was cut: the session starts again
-                            self.mem_waits += 1  # no room for its first pass yet: wait for it
-                            await asyncio.sleep_ms(100)
+                    self.publish_state()
             elif self._disc_due and self._disc_shape is not None:
                 await self._announce(m)
             self.app.beat("mqtt")
@@ -213,27 +203,25 @@ class Mqtt:
         head[i + 1] = len(t) >> 8
         head[i + 2] = len(t) & 0xFF
         sock = self.client.sock
-        self._cut = True  # from here a MemoryError cuts the message
         sock.write(head, i + 3)
         sock.write(t)
         for p in parts():
             sock.write(p)
-        self._cut = False
 
     async def _announce(self, m):
         async with TURN:  # one job with borrowed code at a time (firmware/borrow.py)
             for _ in range(50):
                 gc.collect()  # what an answer or a save before left: the code in one piece
-                self._cut = False
+                loaded = False
                 try:
                     with borrow("firmware.announce", "discovery", "units") as announce:  # only while it runs
+                        loaded = True
                         await announce.send(self, m)
                     return
                 except MemoryError:
-                    if self._cut:
-                        raise  # a message was cut: the session starts again
-                    # no room for its code, or for a message's first pass, yet (the heap in
-                    # pieces after a burst): wait for it; what went out goes again (retained)
+                    if loaded:
+                        raise  # a message may be cut: the session starts again
+                    # no room for its code yet (the heap in pieces after a burst): wait for it
                     self.mem_waits += 1
                     await asyncio.sleep_ms(100)
             raise MemoryError("no room for discovery")
