@@ -37,7 +37,7 @@ HOST_UMQTT = $(shell MICROPYPATH=.frozen $(RUN_MP) -c "import umqtt.simple" >/de
 PORTABLE_TESTS = $$(grep -l '^PORTABLE = True' host_tests/test_*.py) $$(ls host_tests/mp_test_*.py 2>/dev/null)
 TESTPATH := $(MPPATH):$(CURDIR)/host_tests/fakes:$(CURDIR)/host_tests:$(CURDIR)
 
-.PHONY: e2e-repeat setup check test test-mp test-py test-32 unix32 image decode build run sim deploy ota flash console bench clean help
+.PHONY: soak e2e-repeat setup check test test-mp test-py test-32 unix32 image decode build run sim deploy ota flash console bench clean help
 
 help:
 	@echo "make setup      venv with the pinned tools, umqtt.simple for the host run"
@@ -54,6 +54,7 @@ help:
 	@echo "make flash PORT=<port> FIRMWARE=<image.bin> [DRY=1]   write MicroPython (official or make image's)"
 	@echo "make console PORT=<port>   the board's REPL"
 	@echo "make bench [SOAK=1]   memory, allocation, latency and size figures"
+	@echo "make soak [SOAK_DAYS=30] [SOAK_SEED=<n>]   a month on a faster clock at the 96 KiB heap, cuts and restarts (needs MPY_DIR)"
 	@echo "make e2e-repeat [N=10]   the end-to-end suite N times in a row on every runtime, stops at a failure"
 
 setup: $(STAMP) $(UMQTT)
@@ -94,6 +95,18 @@ else
 	tools/apt-ensure chromedriver chromium chromium-driver
 	SPM02_MICROPYTHON=$(MP32) $(PY) -m pytest -q -m e2e host_tests
 	SPM02_MICROPYTHON=$(MP32F) $(PY) -m pytest -q -m e2e host_tests
+	SOAK_DAYS=2 $(PY) tools/soak.py
+endif
+
+# A month in at most 30 minutes on the 32-bit stock-image runtime at the 96 KiB budget heap
+# (tools/soak.py): every midnight, a month end, DST both ways, power cuts, restarts
+soak: build
+ifeq ($(MPY_DIR),)
+	@echo "soak: needs MPY_DIR (the 32-bit stock-image runtime of make unix32)"; exit 1
+else
+	$(PY) tools/unix32.py
+	tools/apt-ensure mosquitto mosquitto
+	$(PY) tools/soak.py
 endif
 
 unix32: setup

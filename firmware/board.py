@@ -10,6 +10,20 @@ ESP32 = sys.platform == "esp32"
 # test hook, host only: SPM02_NO_CLOCK=1 plays an ESP32 before NTP
 NO_CLOCK = not ESP32 and __import__("os").getenv("SPM02_NO_CLOCK") == "1"
 
+# Test hook, host only (never on an ESP32): SPM02_CLOCK="<factor>,<simulated unix start>,<real
+# unix start>" makes unix_time() run <factor> times faster from that start (make soak: a month
+# in half an hour). Timers in ticks_ms (heartbeats, keepalive, timeouts) stay in real time.
+SPEED = 1
+_CLOCK = None
+if not ESP32:
+    import os
+    _c = os.getenv("SPM02_CLOCK") if hasattr(os, "getenv") else None
+    if _c:
+        _c = _c.split(",")
+        SPEED = int(_c[0])
+        _CLOCK = (float(_c[1]), float(_c[2]))
+    del os, _c
+
 
 def ticks():
     return time.ticks_ms()
@@ -42,6 +56,8 @@ def unix_time():
     """Unix time in whole seconds, or None while the clock is not set (an ESP32 before
     NTP). The ESP32 port counts from 2000, the unix port from 1970."""
     t = int(time.time())
+    if _CLOCK is not None:
+        t = int(_CLOCK[0] + (time.time() - _CLOCK[1]) * SPEED)
     if ESP32:
         t += 946684800
     return t if t >= 1704067200 and not NO_CLOCK else None  # 2024-01-01
@@ -51,7 +67,7 @@ def clock():
     """Local time for the MCU's 0x1C question, or None when not known."""
     if not clock_valid():
         return None
-    t = time.localtime()
+    t = time.localtime(unix_time()) if _CLOCK is not None else time.localtime()
     return (t[0], t[1], t[2], t[3], t[4], t[5], t[6] + 1)
 
 

@@ -3,6 +3,15 @@
 #   with borrow("metrics") as metrics: ...
 import sys
 
+import asyncio
+
+# One job with borrowed code at a time: the HTTP answers, the energy file's save, MQTT's
+# announce and state. Each fits the heap alone; two or three at once, at the busiest moments
+# of a long run (a save while /api/history streams while discovery loads), did not: a
+# MemoryError importing a module into a heap in pieces. The others wait their turn:
+#   async with TURN: ...
+TURN = asyncio.Lock()
+
 
 class borrow:
     def __init__(self, name, *also):

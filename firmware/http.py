@@ -6,6 +6,7 @@
 # (asyncio's own server accepts everything): at most MAX_CONN clients, plus one more
 # for a moment when a new client pushes out the oldest idle one. Beyond that clients
 # wait in a short listen backlog. Listener + 5 clients + MQTT + DNS/NTP stay under 10.
+import gc
 import socket
 import time
 
@@ -14,7 +15,7 @@ from asyncio import core
 from micropython import const
 
 from firmware import log
-from firmware.borrow import borrow
+from firmware.borrow import borrow, TURN
 
 MAX_CONN = const(4)       # clients being served; one more only while evicting an idle one
 BACKLOG = const(1)        # connections lwIP holds for us while we do not accept
@@ -75,6 +76,8 @@ class Http:
         self.active = 0
         self.served = 0
         self.rejected = 0
+        self.mem_waits = 0  # a request waited for room in the heap
+        self._wrote = False  # the answer being made has written something (one at a time: TURN)
         self.server = None
         self.updating = False  # an update is being received (or is installed: restarting)
         self.restarting = False  # a restart is due: nothing more is served
@@ -152,7 +155,7 @@ class Http:
                     await self._send(w, 503, "application/json",
                                      self.app.no_room_for_update(self._authorized(headers)), "Retry-After: 10\r\n")
             else:
-                await asyncio.wait_for_ms(self._route(w, method, path, headers, body), SEND_MS)
+                await asyncio.wait_for_ms(self._turn(w, method, path, headers, body), SEND_MS)
             self.served += 1
         except HttpError as e:
             self.rejected += 1
@@ -186,7 +189,13 @@ class Http:
         head = bytearray()
         end = -1
         while end < 0:
-            data = await r.read(CHUNK)
+            try:
+                data = await r.read(CHUNK)
+            except MemoryError:  # the busiest moments: the request waits in lwIP for room
+                self.mem_waits += 1
+                gc.collect()
+                await asyncio.sleep_ms(50)
+                continue
             if not data:
                 raise HttpError(400, "incomplete request")
             head.extend(data)
@@ -234,6 +243,21 @@ class Http:
             body += data
         return parts[0], parts[1], headers, body
 
+    async def _turn(self, w, method, path, headers, body):
+        async with TURN:  # one answer at a time, and not during a save (firmware/borrow.py)
+            while True:
+                gc.collect()  # what the answer before left: its code in one piece of heap
+                self._wrote = False
+                try:
+                    return await self._route(w, method, path, headers, body)
+                except MemoryError:
+                    # no room for the answer's code yet (the heap in pieces after a burst):
+                    # while nothing of it went out, wait for the room and answer then
+                    if self._wrote:
+                        raise
+                    self.mem_waits += 1
+                    await asyncio.sleep_ms(50)
+
     async def _route(self, w, method, path, headers, body):
         if self.restarting:
             return await self._send(w, 503, "text/plain", "restarting\n")
@@ -243,8 +267,8 @@ class Http:
         if method == "GET" and path == "/":
             return await self._page(w)
         if method == "GET" and path == "/api/state":  # the page polls it
-            self._head(w, 200, "application/json")
-            with borrow("firmware.status", "report", "reasons") as status:
+            with borrow("firmware.status", "report", "reasons") as status:  # code first (_turn)
+                self._head(w, 200, "application/json")
                 for part in status.parts(self.app):
                     w.write(part)
                     await w.drain()
@@ -252,8 +276,8 @@ class Http:
         if method == "GET" and path == "/metrics":
             return await self._metrics(w)
         if method == "GET" and path == "/api/history":
-            self._head(w, 200, "application/json")
             with borrow("firmware.history_api") as h:
+                self._head(w, 200, "application/json")
                 for part in h.parts(self.app.keeper):
                     w.write(part)
                     await w.drain()
@@ -276,7 +300,6 @@ class Http:
             await routes.route(self, w, method, path, headers, body)
 
     async def _metrics(self, w):
-        self._head(w, 200, "text/plain; version=0.0.4; charset=utf-8")
         app = self.app
         with borrow("report", "reasons") as report:
             st = report.mcu_status(app.mcu, time.ticks_ms())
@@ -284,6 +307,7 @@ class Http:
         st["uart_connected"] = app.link.connected
         n = 0
         with borrow("metrics", "units") as metrics:
+            self._head(w, 200, "text/plain; version=0.0.4; charset=utf-8")  # code first (_turn)
             for line in metrics.lines(app.mcu.meter, st, app.mqtt.connected):
                 w.write(line)
                 n += 1
@@ -324,6 +348,7 @@ class Http:
                 await w.drain()
 
     def _head(self, w, status, ctype, extra=""):
+        self._wrote = True
         w.write("HTTP/1.0 %d %s\r\nContent-Type: %s\r\nCache-Control: no-store\r\n%sConnection: close\r\n\r\n"
                 % (status, reason(status), ctype, extra))
 

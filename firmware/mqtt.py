@@ -10,7 +10,7 @@ import asyncio
 from micropython import const
 
 from firmware import board, log
-from firmware.borrow import borrow
+from firmware.borrow import borrow, TURN
 
 TIMEOUT_S = const(2)     # longest any single socket call may block the loop
 KEEPALIVE_S = const(60)
@@ -76,6 +76,7 @@ class Mqtt:
         self.connected = False
         self.last_error = None
         self.publishes = 0
+        self.mem_waits = 0  # announces that waited for room in the heap for their code
         self.connects = 0
         self.commands_ok = 0
         self.commands_bad = 0
@@ -175,7 +176,8 @@ class Mqtt:
                         continue
                     await self._announce(m)
                 self._seq = m.seq
-                self.publish_state()
+                async with TURN:  # not while an HTTP answer or a save holds the heap
+                    self.publish_state()
             elif self._disc_due and self._disc_shape is not None:
                 await self._announce(m)
             self.app.beat("mqtt")
@@ -224,8 +226,22 @@ class Mqtt:
             sock.write(p)
 
     async def _announce(self, m):
-        with borrow("firmware.announce", "discovery", "units") as announce:  # only while it runs
-            await announce.send(self, m)
+        async with TURN:  # one job with borrowed code at a time (firmware/borrow.py)
+            for _ in range(50):
+                gc.collect()  # what an answer or a save before left: the code in one piece
+                loaded = False
+                try:
+                    with borrow("firmware.announce", "discovery", "units") as announce:  # only while it runs
+                        loaded = True
+                        await announce.send(self, m)
+                    return
+                except MemoryError:
+                    if loaded:
+                        raise  # a message may be cut: the session starts again
+                    # no room for its code yet (the heap in pieces after a burst): wait for it
+                    self.mem_waits += 1
+                    await asyncio.sleep_ms(100)
+            raise MemoryError("no room for discovery")
 
     def _message(self, topic, msg):
         topic = bytes(topic)

@@ -45,7 +45,7 @@ def mqtt(app):
             "host": q.cfg["host"], "port": q.cfg["port"], "base_topic": q.base,
             "publishes": q.publishes, "connects": q.connects,
             "commands_ok": q.commands_ok, "commands_bad": q.commands_bad,
-            "last_error": q.last_error}
+            "last_error": q.last_error, "mem_waits": q.mem_waits}
 
 
 def energy(app):
@@ -103,7 +103,7 @@ def parts(app):
            "uptime_s": app.uptime_s(), "reset_cause": app.reset_cause,
            "micropython": "%d.%d.%d" % sys.implementation.version[:3], "fs_free": fs_free(app.data_dir),
            "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": app.config_warnings,
-           "http": {"active": h.active, "served": h.served, "rejected": h.rejected},
+           "http": {"active": h.active, "served": h.served, "rejected": h.rejected, "mem_waits": h.mem_waits},
            "ota": ota(app), "syslog": app.syslog.status() if app.syslog else None}
     if wifi is not None:
         dev["wifi"] = wifi

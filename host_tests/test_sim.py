@@ -729,3 +729,29 @@ def test_spm01_counters_are_dp1_and_dp2(make):
     r = c.report({1, 2})
     assert (num(r[1]), num(r[2])) == (100, 0) and 23 not in r
     assert sim.energy_counts() == {1: 100, 2: 40}
+
+
+def test_simulated_clock_grows_counters_and_logs_each_report(make):
+    # make soak's clock: the counters grow with the simulated time (one step per report, by
+    # the daily curve: import at 19:00, phase C exporting at noon), each report logged
+    now = [1803121200.0]  # 2027-02-20 11:00 UTC, noon at day_offset 3600
+    sim, c = make(clock=lambda: now[0], day_offset=3600)
+    c.send(0x08)
+    c.report(V2_DPS)
+    assert len(sim.report_log) == 1
+    t0, f0, r0, conn = sim.report_log[0]
+    assert (t0, conn) == (now[0], 1)
+    now[0] += 3600  # an hour by day: phase C exports, A and B import a little
+    sim.report_now()
+    now[0] += 3600
+    sim.report_now()
+    (t1, f1, r1, _), (t2, f2, r2, _) = sim.report_log[1:]
+    assert (t1, t2) == (t0 + 3600, t0 + 7200)
+    assert r2 > r1 >= r0 and f2 > f1 >= f0
+    assert (f2, r2) == (sim.truth_counts()[1], sim.truth_counts()[23])
+    now[0] += 5 * 3600  # 19:00 local: the evening peak, nothing exported
+    sim.report_now()
+    now[0] += 1800
+    sim.report_now()
+    (_, f3, r3, _), (_, f4, r4, _) = sim.report_log[3:]
+    assert r4 == r3 and f4 - f3 > (f2 - f1) / 2

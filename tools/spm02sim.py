@@ -291,7 +291,8 @@ class Simulator:
                  dps_per_frame=1, noise=0.0, product_key=None, export_phase="c",
                  ask_time=True, ask_network=False, host="127.0.0.1", export_period=120.0,
                  energy_scale=1.0, report_cmd=0x07, device_id="vow25010001", raw_format="8",
-                 value_dps=None, push=True, dp18_interval=None, extra_dps=None, energy_auto=True):
+                 value_dps=None, push=True, dp18_interval=None, extra_dps=None, energy_auto=True,
+                 clock=None, day_offset=3600):
         if layout not in SCALED:
             raise ValueError("layout must be 'v2', 'cloud' or 'spm01'")
         if raw_format not in RAW_FORMATS:
@@ -316,6 +317,14 @@ class Simulator:
         self.export_period = export_period   # s; the export phase exports in the second half
         self.energy_scale = energy_scale     # >1 makes the energy counters move faster
         self.energy_auto = bool(energy_auto)  # False: the counters move only when told
+        # clock: a function giving the simulated unix time (make soak's faster clock, the
+        # firmware's SPM02_CLOCK). With it, the phases follow a daily curve of that time
+        # (local by day_offset s east: import morning and evening, phase C exporting by day),
+        # the counters grow with it, one step per report, and each report sent is logged in
+        # report_log as (simulated time, forward, reverse, connection number).
+        self.clock = clock
+        self.day_offset = day_offset
+        self.report_log = []
         self._glitch = {}                    # dpid -> [bogus value, reports left]
         self.ask_time, self.ask_network = ask_time, ask_network
         self.report_cmd = report_cmd         # 0x07, or 0x22 (report that wants a 0x23 ack)
@@ -360,6 +369,8 @@ class Simulator:
                       for ph in PHASES}
         self._p_prev = {ph: 0 for ph in PHASES}                          # W, last sample
         self._t0 = self._t_last = time.monotonic()
+        if clock is not None:
+            self._t_last = clock()
 
         # I/O
         self._lsock = self._client = self._thread = None
@@ -565,6 +576,8 @@ class Simulator:
 
     def _integrate(self, now):
         # The power last measured is taken to have held since then.
+        if self.clock is not None:
+            now = self.clock()
         hours = (now - self._t_last) / 3600.0 * self.energy_scale
         self._t_last = now
         if not self.energy_auto:
@@ -595,11 +608,20 @@ class Simulator:
         self._freq = min(50.1, max(49.9, self._freq + r.gauss(0, 0.01)))
         exporting = bool(self.export_period) and \
             (now - self._t0) % self.export_period >= self.export_period / 2
+        curve = None
+        if self.clock is not None:
+            h = (self.clock() + self.day_offset) % 86400 / 3600.0
+            sun = max(0.0, math.sin(math.pi * (h - 7) / 11)) if 7 <= h < 18 else 0.0
+            use = 0.4 + 3 * math.exp(-(h - 7.5) ** 2) + 5 * math.exp(-(h - 19) ** 2 / 2)
+            curve = {"a": use, "b": use * 0.7 + 0.3, "c": 0.3 + 9 * sun}
+            exporting = sun > 0.1
         vc, ic, pfc, pc = {}, {}, {}, {}
         for ph in self.phases:
             s, pin = self._ph[ph], self._pins[ph]
             s["v"] = min(240.0, max(225.0, s["v"] + r.gauss(0, 0.3)))
             s["i"] = min(20.0, max(0.2, s["i"] * math.exp(r.gauss(0, 0.05))))
+            if curve is not None:
+                s["i"] = curve[ph] * math.exp(r.gauss(0, 0.1))
             s["pf"] = min(0.99, max(0.80, s["pf"] + r.gauss(0, 0.01)))
             v = pin.get("v", s["v"])
             i = pin.get("i", 0.0 if v < 10 else s["i"])
@@ -719,7 +741,10 @@ class Simulator:
         out = b"".join(self._frame_bytes(self.report_cmd, b"".join(recs[i:i + n]))
                        for i in range(0, len(recs), n))
         self._last.update(values)       # before writing: a client may look at once
-        self._write(out)
+        sent = self._write(out)
+        if sent and self.clock is not None and 1 in values:
+            self.report_log.append((self.clock(), values[1], values.get(2 if self.layout == "spm01" else 23),
+                                    self.counts["connections"]))
 
     def report_dps(self):
         """Every DP of a full report, in the order it is sent."""
