@@ -107,3 +107,91 @@ def test_settings_page_shows_saves_and_refuses(browser, rig):
     assert "password" not in cfg.get("mqtt", {}) or cfg["mqtt"]["password"] == fw.cfg["mqtt"].get("password", "")
     wait_until(lambda: "Back" in msg(browser), 20, 0.2, "the page seeing the firmware back")
     assert fw.log().count("make run: restart (exit status 75)") == 1
+
+
+def test_a_change_shows_after_the_restart_in_the_form_and_the_config(browser, rig):
+    _, fw = rig
+    browser.get(fw.url("/settings"))
+    wait_until(lambda: field(browser, "log.level") is not None, 10, 0.1, "the form")
+    assert fw.state()["device"]["hostname"] == "spm02"  # no unique id on the host
+    wait_until(lambda: "http://spm02.local/" in browser.find_element(By.ID, "dev").text, 10, 0.1,
+               "the name on the network in the device information")
+    name = field(browser, "name")
+    name.clear()
+    name.send_keys("meter_9")
+    browser.find_element(By.ID, "save").click()
+    wait_until(lambda: "Back" in msg(browser), 30, 0.2, "the page seeing the firmware back")
+    st, body = fw.request("GET", "/api/config")
+    assert st == 200 and json.loads(body)["name"] == "meter_9"
+    assert fw.state()["device"]["name"] == "meter_9" and fw.state()["device"]["hostname"] == "meter-9"
+    wait_until(lambda: field(browser, "name").get_attribute("value") == "meter_9"
+               and "http://meter-9.local/" in browser.find_element(By.ID, "dev").text, 10, 0.1,
+               "the form and the device information redrawn from the restarted firmware")
+    assert "Settings of meter_9" in browser.find_element(By.ID, "title").text
+
+
+def test_log_filter_hides_lower_levels(browser, rig):
+    _, fw = rig
+    browser.get(fw.url("/settings"))
+    wait_until(lambda: "starting as spm02" in browser.find_element(By.ID, "log").text, 10, 0.2, "the live log")
+    from selenium.webdriver.support.ui import Select
+    Select(browser.find_element(By.ID, "lv")).select_by_value("3")  # errors only
+    assert "starting as spm02" not in browser.find_element(By.ID, "log").text
+    Select(browser.find_element(By.ID, "lv")).select_by_value("0")
+    assert "starting as spm02" in browser.find_element(By.ID, "log").text
+
+
+EVIL_PAGE = """<!DOCTYPE html><html><body>
+<iframe name="a"></iframe><iframe name="b"></iframe>
+<form id="c" method="post" action="%(fw)s/api/cmd/clear_energy" target="a"><input name="x" value="PRESS"></form>
+<form id="g" method="post" action="%(fw)s/api/config" target="b" enctype="text/plain">
+<input name='{"name":"evil","x":"' value='"}'></form>
+<script>
+Promise.all([
+ fetch('%(fw)s/api/config',{method:'POST',headers:{'Content-Type':'application/json'},body:'{"name":"evil"}'}).catch(function(){}),
+ fetch('%(fw)s/api/config',{method:'POST',mode:'no-cors',headers:{'Content-Type':'text/plain'},body:'{"name":"evil"}'}).catch(function(){}),
+ fetch('%(fw)s/api/cmd/clear_energy',{method:'POST',mode:'no-cors',body:'PRESS'}).catch(function(){})
+]).then(function(){document.getElementById('c').submit();document.getElementById('g').submit();document.title='sent'});
+</script></body></html>"""
+
+
+def test_a_page_from_another_origin_changes_nothing(browser, rig):
+    import http.server
+    import threading
+    sim, fw = rig
+    page = (EVIL_PAGE % {"fw": "http://127.0.0.1:%d" % fw.http_port}).encode()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        before = saved(fw)
+        mark = sim.mark()
+        rejected = fw.state()["device"]["http"]["rejected"]
+        browser.get("http://127.0.0.1:%d/" % srv.server_address[1])
+        wait_until(lambda: browser.title == "sent", 10, 0.1, "the other site's page sending its requests")
+        # the two forms and the two no-cors fetches reach the firmware and are refused (the JSON
+        # fetch needs a preflight, which is never granted: it is not sent at all)
+        wait_until(lambda: fw.state()["device"]["http"]["rejected"] >= rejected + 4, 10, 0.2,
+                   "the firmware refusing the other site's four requests")
+        st, body = fw.cmd("query_state", "PRESS")
+        assert st == 200, body
+        sim.wait_frame(0x08, timeout=5, since=mark)  # the barrier: what came before has arrived
+        with sim._lock:
+            got = list(sim.received[mark:])
+        assert [p for c, p in got if c == 0x06] == [], got  # no DP write (DP 12 or any) reached the meter
+        assert saved(fw) == before
+        assert fw.log().count("make run: restart (exit status 75)") == 0
+    finally:
+        srv.shutdown()
+        srv.server_close()
