@@ -195,3 +195,74 @@ def test_a_page_from_another_origin_changes_nothing(browser, rig):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+PW = "page-secret-3"
+
+
+@pytest.fixture(scope="module")
+def bundle_file(tmp_path_factory):
+    """make bundle in a copy of this checkout with another VERSION: (path, id)."""
+    import re
+    import subprocess
+    from test_ota import checkout_copy
+    d = checkout_copy(str(tmp_path_factory.mktemp("checkouts") / "page"), "0.1.0-page.1")
+    p = subprocess.run(["make", "-s", "--no-print-directory", "-C", d, "bundle"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    ident = p.stdout.strip().splitlines()[-1]
+    path = os.path.join(d, re.search(r"(build/spm02-0\.1\.0-page\.1-[0-9a-f]{12}\.ota)", p.stdout).group(1))
+    assert ident in path and os.path.isfile(path)
+    return path, ident
+
+
+@pytest.mark.parametrize("room", ["", "import"])
+def test_a_bundle_uploaded_from_the_page_installs(browser, bundle_file, room):
+    """The owner chooses make bundle's file under Firmware update: it goes up with a progress
+    bar, through update mode when the receiver has no room now (the host-only hook
+    SPM02_OTA_NOROOM), the page waits for the meter to run it and shows the new version."""
+    import base64
+    path, ident = bundle_file
+    sim = Simulator(layout="v2", port=0, interval=3600, seed=4).start()
+    fw = Firmware(sim.port, None, http={"password": PW},
+                  env={"SPM02_OTA_NOROOM": room} if room else None)
+    auth = "Basic " + base64.b64encode(("owner:" + PW).encode()).decode()
+    try:
+        fw.start()
+        # the browser's answer to the password prompt, for every request of the page
+        browser.execute_cdp_cmd("Network.enable", {})
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": auth}})
+        browser.get(fw.url("/settings"))
+        wait_until(lambda: "0.1.0" in browser.find_element(By.ID, "dev").text, 10, 0.1, "the device information")
+        assert not browser.find_element(By.ID, "warn").is_displayed()  # a password is set
+        browser.find_element(By.ID, "up").send_keys(path)
+        wait_until(lambda: "Updated" in msg(browser), 90, 0.3, "the page showing the update installed")
+        assert "version 0.1.0-page.1" in msg(browser) and ident in msg(browser)
+        dev = fw.state()["device"]
+        assert dev["version"] == "0.1.0-page.1" and dev["ota"]["id"] == ident
+        assert "0.1.0-page.1" in browser.find_element(By.ID, "dev").text
+        if room:
+            assert "restarting into update mode" in fw.log()
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        browser.save_screenshot(os.path.join(ARTIFACTS, "settings-updated%s.png" % ("-update-mode" if room else "")))
+    finally:
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+        stop_all(fw, sim)
+
+
+def test_a_refused_update_is_said_in_words(browser):
+    sim = Simulator(layout="v2", port=0, interval=3600, seed=4).start()
+    fw = Firmware(sim.port, None)  # no password: updates are off
+    try:
+        fw.start()
+        browser.get(fw.url("/settings"))
+        wait_until(lambda: "0.1.0" in browser.find_element(By.ID, "dev").text, 10, 0.1, "the device information")
+        junk = os.path.join(fw.dir, "junk.ota")
+        with open(junk, "wb") as f:
+            f.write(b"not a bundle" * 100)
+        browser.find_element(By.ID, "up").send_keys(junk)
+        wait_until(lambda: "refused" in msg(browser), 20, 0.2, "the refusal")
+        assert "updates are off: set http.password first" in msg(browser) and "Nothing changed" in msg(browser)
+        assert fw.state()["device"]["ota"]["id"] == "factory"
+    finally:
+        stop_all(fw, sim)
