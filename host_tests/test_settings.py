@@ -82,6 +82,8 @@ def test_settings_page_shows_saves_and_refuses(browser, rig):
     assert field(browser, "mqtt.password").get_attribute("type") == "password"
     assert field(browser, "mqtt.password").get_attribute("value") == ""
     assert browser.find_element(By.ID, "warn").is_displayed()
+    browser.find_element(By.ID, "setpw").click()  # the offer to set one: its field, focused
+    assert browser.switch_to.active_element.get_attribute("name") == "http.password"
     wait_until(lambda: "starting as spm02" in browser.find_element(By.ID, "log").text, 10, 0.2, "the live log")
     # a bad value: the error next to the field, nothing written
     before = saved(fw)
@@ -266,3 +268,29 @@ def test_a_refused_update_is_said_in_words(browser):
         assert fw.state()["device"]["ota"]["id"] == "factory"
     finally:
         stop_all(fw, sim)
+
+
+def test_screenshots(browser, rig):
+    """/settings at desktop and phone width, light and dark (artifacts/settings-*.png;
+    docs/page-settings.png is a copy of the desktop light one)."""
+    _, fw = rig
+    browser.get(fw.url("/settings"))
+    wait_until(lambda: "starting as spm02" in browser.find_element(By.ID, "log").text
+               and "spm02.local" in browser.find_element(By.ID, "dev").text, 10, 0.2, "the page filled in")
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    try:
+        for scheme in ("light", "dark"):
+            browser.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                                    {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+            fg = browser.execute_script("return getComputedStyle(document.body).color")
+            assert (fg == "rgb(0, 0, 0)") == (scheme == "light"), fg  # the dark scheme: light text
+            for name, width in (("desktop", 1100), ("phone", 400)):
+                browser.set_window_size(width, 900)
+                h = browser.execute_script("return document.documentElement.scrollHeight")
+                browser.set_window_size(width, h + 140)  # the whole page in one picture
+                # nothing wider than the window at phone width
+                assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+                browser.save_screenshot(os.path.join(ARTIFACTS, "settings-%s-%s.png" % (name, scheme)))
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+        browser.set_window_size(1100, 900)
