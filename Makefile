@@ -37,7 +37,7 @@ HOST_UMQTT = $(shell MICROPYPATH=.frozen $(RUN_MP) -c "import umqtt.simple" >/de
 PORTABLE_TESTS = $$(grep -l '^PORTABLE = True' host_tests/test_*.py) $$(ls host_tests/mp_test_*.py 2>/dev/null)
 TESTPATH := $(MPPATH):$(CURDIR)/host_tests/fakes:$(CURDIR)/host_tests:$(CURDIR)
 
-.PHONY: soak e2e-repeat setup check test test-mp test-py test-32 unix32 image decode build run sim deploy ota flash console bench clean help
+.PHONY: soak e2e-repeat setup check test test-mp test-py test-32 unix32 image decode build run sim deploy ota bundle flash console bench clean help
 
 help:
 	@echo "make setup      venv with the pinned tools, umqtt.simple for the host run"
@@ -50,6 +50,7 @@ help:
 	@echo "make build      compile lib/ and firmware/ to .mpy in build/, with a size report"
 	@echo "make deploy PORT=<port> [CONFIG=<file>] [FROZEN=1] [DRY=1]   copy build/ to the board"
 	@echo "make ota HOST=<host[:port]> PASSWORD=<pw> [WAIT=<s>] [DRY=1]   update the firmware's files over the network"
+	@echo "make bundle     the bundle make ota would upload, as build/spm02-<version>-<id>.ota (for /settings)"
 	@echo "make image BOARD=ESP32_GENERIC_C3|ESP32_GENERIC MPY_DIR=<dir> [DRY=1]   a custom image, firmware frozen"
 	@echo "make flash PORT=<port> FIRMWARE=<image.bin> [DRY=1]   write MicroPython (official or make image's)"
 	@echo "make console PORT=<port>   the board's REPL"
@@ -143,6 +144,9 @@ deploy: build
 ota: export SPM02_OTA_PASSWORD = $(value PASSWORD)
 ota: build
 	@$(PY) tools/ota.py --host "$(HOST)" $(if $(WAIT),--wait $(WAIT)) $(if $(DRY),--dry-run)
+
+bundle: build
+	@$(PY) tools/ota.py --bundle
 
 image: setup
 	$(PY) tools/image.py --board "$(BOARD)" $(if $(DRY),--dry-run)

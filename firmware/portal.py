@@ -166,7 +166,8 @@ class Portal:
     def info(self):
         """What the page is prefilled with: the running config, never a password."""
         c = self.cfg
-        return {"ssid": c["wifi"]["ssid"], "host": c["mqtt"]["host"], "port": c["mqtt"]["port"],
+        from firmware import board  # uid: the page shows the name on the network, <name>-<uid>.local
+        return {"ssid": c["wifi"]["ssid"], "host": c["mqtt"]["host"], "port": c["mqtt"]["port"], "uid": board.unique_id(),
                 "user": c["mqtt"]["user"], "name": c["name"],
                 "wpw": bool(c["wifi"]["password"]), "mpw": bool(c["mqtt"]["password"])}
 

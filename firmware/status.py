@@ -99,7 +99,8 @@ def parts(app):
         yield json.dumps(app.health.status())
     h = app.http
     yield ',"device":'
-    dev = {"name": app.cfg["name"], "version": app.version, "runtime": runtime(),
+    # the name on the network, as firmware/wifi.py gives it (mDNS answers <hostname>.local)
+    dev = {"name": app.cfg["name"], "hostname": app.node_id[:32].replace("_", "-"), "version": app.version, "runtime": runtime(),
            "uptime_s": app.uptime_s(), "reset_cause": app.reset_cause,
            "micropython": "%d.%d.%d" % sys.implementation.version[:3], "fs_free": fs_free(app.data_dir),
            "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(), "config_warnings": app.config_warnings,

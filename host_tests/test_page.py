@@ -357,4 +357,6 @@ def test_setup_portal_page_fills_in_and_saves(browser, rig):
     wait_until(lambda: "Saved" in d.find_element(By.ID, "m").text, 10, 0.1, "saved")
     saved = json.load(open(fw.cfg_path))
     assert saved["name"] == "meter-7" and saved["wifi"]["ssid"] == "HomeNet"
+    # the name on the network (no unique id on the host): where to find it after the restart
+    assert "http://meter-7.local/" in d.find_element(By.ID, "m").text
     screenshot(d, "setup.png", 500)

@@ -214,3 +214,21 @@ def test_ota_needs_host_and_password_and_never_shows_the_password():
     rc, out = make("ota", "HOST=127.0.0.1:1", "PASSWORD=pw-$$never-shown", "WAIT=0")
     assert rc != 0 and "127.0.0.1:1" in out  # nothing listens there
     assert "never-shown" not in out
+
+
+def test_bundle_writes_the_file_make_ota_would_upload():
+    rc, out = make("bundle")
+    assert rc == 0, out
+    ident = out.strip().splitlines()[-1]
+    import re
+    app = open(os.path.join(ROOT, "firmware", "app.py")).read()
+    ver = re.search(r'^VERSION = "(.*)"', app, re.M).group(1)
+    path = os.path.join(ROOT, "build", "spm02-%s-%s.ota" % (ver, ident))
+    assert os.path.isfile(path) and ("build/spm02-%s-%s.ota" % (ver, ident)) in out
+    with open(path, "rb") as f:
+        named = f.read()
+    rc, out = make("ota", "DRY=1")  # the same build: the same id, the same bytes
+    assert rc == 0, out
+    assert out.strip().splitlines()[-1] == ident
+    with open(os.path.join(ROOT, "build", "ota.bin"), "rb") as f:
+        assert f.read() == named

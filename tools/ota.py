@@ -4,6 +4,10 @@ pages; never main.py, boot.py or a config), upload it to the device as POST /api
 HTTP Basic auth and a progress bar on stderr, wait until the device runs it, and print the
 bundle's id as the last line of stdout. DRY=1 builds the bundle and says what it would do.
 
+make bundle: the same bundle, written to build/spm02-<version>-<id>.ota (for the console's
+firmware update, /settings, or to keep): `python tools/ota.py --bundle`; it prints the file's
+path, then the id as the last line.
+
 The bundle (firmware/ota.py receives it):
   b"SPM02OTA" | header length (4 bytes, big-endian) | header | the files' bytes
 header: JSON lines, {"format": 1, "version": ..., "files": <n>}, then [path, size, sha256 hex]
@@ -235,10 +239,18 @@ def main():
     ap.add_argument("--wait", type=float, default=120, help="seconds to wait for the device to run it (0: do not)")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="make build's output")
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--bundle", action="store_true",
+                    help="only write the bundle to <build>/spm02-<version>-<id>.ota")
     a = ap.parse_args()
     password = os.environ.get("SPM02_OTA_PASSWORD", "")
     out = os.path.join(a.build, "ota.bin")
     data, ident, n = build_bundle(a.build, out)
+    if a.bundle:
+        named = os.path.join(a.build, "spm02-%s-%s.ota" % (version(), ident))
+        os.replace(out, named)
+        print("bundle %s: %d files, %d bytes, version %s, id %s" % (os.path.relpath(named), n, len(data), version(), ident))
+        print(ident)
+        return 0
     print("bundle %s: %d files, %d bytes, version %s, id %s" % (os.path.relpath(out), n, len(data), version(), ident))
     if a.dry_run:
         print("would POST it to http://%s/api/ota with HTTP Basic auth (the password from PASSWORD, not shown), "
