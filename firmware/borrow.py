@@ -1,6 +1,7 @@
 # Modules needed only now and then (commands, discovery, metrics, config) are imported
 # for one job and dropped after, so their code is not kept in the heap between jobs:
 #   with borrow("metrics") as metrics: ...
+import gc
 import sys
 
 import asyncio
@@ -19,6 +20,9 @@ class borrow:
         self.also = also  # modules it imports that nothing else keeps
 
     def __enter__(self):
+        # the garbage of the job before first: the module's code then goes into the holes
+        # it leaves rather than the heap's last free stretch (measured: the stock image passes at 98 KiB, before only at 102)
+        gc.collect()
         return __import__(self.name, None, None, ("x",))  # the module itself, even when dotted
 
     def __exit__(self, *exc):
