@@ -81,7 +81,9 @@ def _safe_name(v):
     return True
 
 
-def _merge(defaults, given, prefix, warnings):
+def _merge(defaults, given, prefix, warnings, sent=None):
+    # sent (errors() for a save): only its paths are checked; the others are taken as they
+    # are, so a save loads no rule's code it does not need (tz, dpsconfig: KBs of heap)
     out = {}
     if not isinstance(given, dict):
         if given is not None:
@@ -92,7 +94,7 @@ def _merge(defaults, given, prefix, warnings):
         path = prefix + key
         if path == "dps":
             dps = given.get(key, {})
-            if dps == {}:
+            if dps == {} or (sent is not None and not _within(sent, path)):
                 out[key] = ()
             else:  # its rules only when there is a map to check
                 from firmware.borrow import borrow
@@ -104,7 +106,10 @@ def _merge(defaults, given, prefix, warnings):
             continue
         v = given[key]
         if isinstance(d, dict):
-            out[key] = _merge(d, v, path + ".", warnings)
+            out[key] = _merge(d, v, path + ".", warnings, sent)
+            continue
+        if sent is not None and not _within(sent, path):
+            out[key] = v
             continue
         if type(v) is not type(d):
             warnings.append("%s: expected %s, got %s; using %r" % (
@@ -132,7 +137,7 @@ def errors(given, sent=None):
     warnings = []
     if not isinstance(given, dict):
         return {"config": "must be an object"}
-    _merge(DEFAULTS, given, "", warnings)
+    _merge(DEFAULTS, given, "", warnings, sent)
     out = {}
     for w in warnings:
         if w.endswith("no device class"):

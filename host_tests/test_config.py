@@ -119,3 +119,20 @@ def test_time_zone():
 def test_day_keys_are_the_firmwares_own():
     cfg, w = config.parse('{"dps": {"111": {"key": "energy_forward_today", "unit": "kWh"}}}')
     assert cfg["dps"] == () and "firmware's own" in w[0]
+
+
+def test_a_save_checks_only_what_it_sends():
+    # POST /api/config of log.level: the rules of the sent paths only, so the time zone's
+    # and the DP map's code (KBs of heap on a stock image) are not loaded for it
+    import sys
+    for m in ("tz", "firmware.dpsconfig"):
+        sys.modules.pop(m, None)
+    given = {"time": {"tz": "CET-1CEST,M3.5.0,M10.5.0/3"}, "log": {"level": "warn"},
+             "dps": {"101": {"key": "x", "unit": "W"}}}
+    assert config.errors(given, {"log": {"level": "warn"}}) == {}
+    assert "tz" not in sys.modules and "firmware.dpsconfig" not in sys.modules
+    # what it sends is checked as boot would; without sent, every path
+    assert config.errors(dict(given, log={"level": "loud"}), {"log": {"level": "loud"}}) == \
+        {"log.level": "must be debug, info, warn or error"}
+    assert "time.tz" in config.errors({"time": {"tz": "no zone 9"}}) \
+        and config.errors({"time": {"tz": "no zone 9"}}, {"log": {}}) == {}
