@@ -108,6 +108,11 @@ def save(app, body):
         return 400, {"ok": False, "errors": errors}, False
     if text == old_text:
         return 200, {"ok": True, "restart": False}, False
+    return _write(app, path, old_text, text, new, changed)
+
+
+def _write(app, path, old_text, text, new, changed):
+    # (save in two: each function's code fits a smaller hole of a heap in pieces)
     if app.wifi is not None and [p for p in changed if p.startswith("wifi.")] and old_text is not None \
             and _read(path + PREV) is None:
         # the config that joined a network, until the new one is joined (firmware/fallback.py);

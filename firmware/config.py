@@ -32,6 +32,11 @@ def _check(path, key, value):
         return "must be auto, v2, cloud or spm01"
     if path == "mcu.poll_s" and not 0 <= value <= 3600:
         return "must be 0 (never) or 1..3600 seconds"
+    return _check2(path, key, value)
+
+
+def _check2(path, key, value):
+    # (_check in three: smaller pieces of code fit a heap in pieces)
     if path == "wifi_state" and value not in (0, 1, 2, 3, 4):
         return "must be 0..4"
     if path == "name" and not _safe_name(value):
@@ -42,6 +47,10 @@ def _check(path, key, value):
         return "must look like tcp://host:port"
     if path == "wifi.ssid" and len(value.encode()) > 32:
         return "must be 1..32 bytes"
+    return _check3(path, key, value)
+
+
+def _check3(path, key, value):
     if path == "wifi.password" and value and not 8 <= len(value) <= 63:
         return "must be 8..63 characters, or empty for an open network"
     if path == "time.ntp" and not _host(value):
@@ -108,24 +117,25 @@ def _merge(defaults, given, prefix, warnings, sent=None):
         if isinstance(d, dict):
             out[key] = _merge(d, v, path + ".", warnings, sent)
             continue
-        if sent is not None and not _within(sent, path):
-            out[key] = v
-            continue
-        if type(v) is not type(d):
-            warnings.append("%s: expected %s, got %s; using %r" % (
-                path, type(d).__name__, type(v).__name__, "***" if key in SECRETS else d))
-            out[key] = d
-            continue
-        err = _check(path, key, v)
-        if err:
-            warnings.append("%s: %s; using %r" % (path, err, d))
-            out[key] = d
-        else:
-            out[key] = v
+        out[key] = v if sent is not None and not _within(sent, path) else _value(path, key, d, v, warnings)
     for key in given:
         if key not in defaults:
             warnings.append("%s%s: unknown setting, ignored" % (prefix, key))
     return out
+
+
+def _value(path, key, d, v, warnings):
+    """v when boot takes it, else d with a warning. (Apart from _merge: a function's code
+    needs one free piece of heap, and smaller ones fit a heap in pieces.)"""
+    if type(v) is not type(d):
+        warnings.append("%s: expected %s, got %s; using %r" % (
+            path, type(d).__name__, type(v).__name__, "***" if key in SECRETS else d))
+        return d
+    err = _check(path, key, v)
+    if err:
+        warnings.append("%s: %s; using %r" % (path, err, d))
+        return d
+    return v
 
 
 def errors(given, sent=None):
