@@ -19,34 +19,15 @@ ARTIFACTS = os.path.join(ROOT, "artifacts")
 MICROPYTHON = os.environ.get("SPM02_MICROPYTHON", "")
 
 
-def _ephemeral():
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            lo, hi = (int(x) for x in f.read().split())
-            return lo, hi
-    except (OSError, ValueError):
-        return 32768, 60999  # Linux's default
-
-
 def free_port():
     """A loopback port free now, for a server a test starts a moment later (Mosquitto, the
-    firmware's HTTP). Taken below the kernel's ephemeral range: a port the kernel handed out
-    by bind(0) may be handed out again meanwhile as the source port of any outgoing
-    connection (the tests make hundreds), and the server's bind then fails. Random in that
-    range, so that test runs side by side rarely pick the same one; bound once to check."""
-    import random
-    lo, hi = _ephemeral()
-    top = lo if lo > 12000 else 65536  # else the range above the ephemeral one
-    bottom = 10000 if lo > 12000 else hi + 1
-    for _ in range(200):
-        port = random.randrange(bottom, top)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue  # taken
-            return port
-    raise OSError("no free port between %d and %d" % (bottom, top))
+    firmware's HTTP): below the kernel's ephemeral range (spm02sim.bind_low), since a port
+    bind(0) handed out may be handed out again meanwhile as the source port of any outgoing
+    connection (the tests make hundreds), and the server's bind would then fail. Random, so
+    that test runs side by side rarely pick the same one; bound once to check."""
+    from spm02sim import bind_low
+    with socket.socket() as s:
+        return bind_low(s, half=0)
 
 
 class WaitTimeout(AssertionError, TimeoutError):

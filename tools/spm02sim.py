@@ -286,6 +286,33 @@ def alarms_records(raw):
 
 # ---------------------------------------------------------------- the simulator
 
+def bind_low(sock, host="127.0.0.1", half=1):
+    """Bind sock to a free port below the kernel's ephemeral range, chosen at random: a port
+    bind(0) hands out comes from that range, where a port just freed is handed out again, and
+    a client still trying the old owner of the port (a firmware whose simulator has gone, in
+    a test run side by side) would then connect to the new one and push its client out. The
+    port, once bound. half: 1 for the upper half of that space (the simulators), 0 for the
+    lower (harness.free_port's servers), so a simulator never takes a port a server was
+    promised and has not bound yet."""
+    import random
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        lo, hi = 32768, 60999  # Linux's default
+    bottom, top = (10000, lo) if lo > 12000 else (hi + 1, 65536)
+    mid = (bottom + top) // 2
+    bottom, top = (mid, top) if half else (bottom, mid)
+    for _ in range(200):
+        port = random.randrange(bottom, top)
+        try:
+            sock.bind((host, port))
+            return port
+        except OSError:
+            continue  # taken
+    raise OSError("no free port between %d and %d" % (bottom, top))
+
+
 class Simulator:
     def __init__(self, layout="v2", port=0, interval=15.0, seed=1, neg_encoding="twos",
                  dps_per_frame=1, noise=0.0, product_key=None, export_phase="c",
@@ -382,7 +409,10 @@ class Simulator:
     def start(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((self.host, self.port))
+        if self.port:
+            s.bind((self.host, self.port))
+        else:
+            bind_low(s, self.host)
         s.listen(2)
         self._lsock = s
         self.port = s.getsockname()[1]
