@@ -243,38 +243,11 @@ class App:
             gc.collect()
 
 
-def _take(path):
-    """Whether the file is there; it is removed."""
-    try:
-        os.remove(path)
-        return True
-    except OSError:
-        return False
-
-
-def _load_config(path):
-    # A missing, corrupt or half-written config gives the defaults and setup mode. In a
-    # function of its own, so that nothing keeps the portal's code once it returns.
-    with borrow("firmware.portal", "firmware.config", "firmware.syslog", "files", "tz", "units") as portal:
-        return portal.load_config(path)
-
-
 def main(config_path="config.json", page_path=None, ota=None):
     """ota: the OTA pointer main.py chose this boot by (lib/otaboot.py). The pages are
     those of the install that runs (an OTA install directory, or the factory's firmware/)."""
-    page_path = page_path or __file__[:__file__.rfind("/") + 1] + "page.html"
-    cfg, warnings, setup = _load_config(config_path)
-    log.configure(cfg["log"]["level"])
-    log.info("spm02 firmware %s starting as %s", VERSION, cfg["name"])
-    update_mode = _take(config_path[:config_path.rfind("/") + 1] + UPDATE_FLAG)
-    if cfg["mqtt"]["host"] and not update_mode:
-        # Load code before the long-lived objects and compact: code loaded later, between
-        # live data, leaves the heap in holes too small for the next request.
-        from umqtt import simple  # noqa: F401
-    gc.collect()
-    if board.ESP32:
-        from firmware import esp32
-        if esp32.safe_mode(cfg["board"]["button"]):
-            log.warn("safe mode (button held at boot): firmware not started, the REPL is free")
-            return
-    asyncio.run(App(cfg, warnings, page_path, config_path, setup, ota, update_mode).run())
+    with borrow("firmware.start") as start:  # code for once only: not kept after the start
+        app = start.app(App, config_path, page_path or __file__[:__file__.rfind("/") + 1] + "page.html", ota)
+    start = None
+    if app is not None:
+        asyncio.run(app.run())

@@ -134,3 +134,7 @@ def _write(app, path, old_text, text, new, changed):
     log.info("console: config saved (%s)%s", ", ".join(changed) or "no change in effect",
              "; restarting" if restart else "")
     return 200, {"ok": True, "restart": restart}, restart
+
+
+async def serve(http, w, method, path, query, headers, body):
+    await http.answer(w, handle(http, method, path, query, headers, body))

@@ -105,3 +105,7 @@ def _numbered(n, i):
         if i >= n:
             yield line
         i += 1
+
+
+async def serve(http, w, method, path, query, headers, body):
+    await http.answer(w, handle(http, method, path, query, headers, body))

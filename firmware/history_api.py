@@ -118,3 +118,7 @@ def parts(e):
         mf, mr = m.mono(0), m.mono(1)
         yield sep + _day(today, e.value(0, mf, mr), e.value(1, mf, mr))
     yield "]}"
+
+
+async def serve(http, w, *_):
+    await http.stream(w, "application/json", parts(http.app.keeper))

@@ -266,61 +266,42 @@ class Http:
             return await self._send(w, 503, "text/plain", "update mode: POST /api/ota, GET /api/state\n")
         if method == "GET" and path == "/":
             return await self._page(w)
+        # the rest: the module that answers (with the modules it imports that nothing else
+        # keeps) is borrowed while it does, so no answer's code stays in the heap
+        also = ()
         if method == "GET" and path == "/api/state":  # the page polls it
-            with borrow("firmware.status", "report", "reasons") as status:  # code first (_turn)
-                self._head(w, 200, "application/json")
-                for part in status.parts(self.app):
-                    w.write(part)
-                    await w.drain()
-            return
-        if method == "GET" and path == "/metrics":
-            return await self._metrics(w)
-        if method == "GET" and path == "/api/history":
-            with borrow("firmware.history_api") as h:
-                self._head(w, 200, "application/json")
-                for part in h.parts(self.app.keeper):
-                    w.write(part)
-                    await w.drain()
-            return
-        if path.startswith(CONFIG) or path == "/api/log":  # the console: its code only while the answer is made
-            with borrow("firmware.cfgsave" if path == CONFIG and method == "POST" else "firmware.console",
-                        "firmware.config", "files", "tz", "units") as c:
-                r = c.handle(self, method, path, query, headers, body)
-            if isinstance(r[1], str):
-                await self._send(w, r[0], "application/json", r[1], r[2])
-            else:  # the log: written without an await between its lines, so no line comes in between
-                self._head(w, r[0], "application/json")
-                for part in r[1]:
-                    w.write(part)
-                await w.drain()
-            if r[3]:
-                self.app.restart_soon(1000)
-            return
-        with borrow("firmware.routes") as routes:  # the rest: loaded only while used
-            await routes.route(self, w, method, path, headers, body)
+            name, also = "firmware.status", ("report", "reasons")
+        elif method == "GET" and path == "/api/history":
+            name = "firmware.history_api"
+        elif method == "GET" and path == "/metrics":
+            name = "firmware.scrape"
+        elif path.startswith(CONFIG) or path == "/api/log":  # the console
+            name = "firmware.cfgsave" if path == CONFIG and method == "POST" else "firmware.console"
+            also = ("firmware.config", "files", "tz", "units")
+        else:
+            name = "firmware.routes"
+        with borrow(name, *also) as m:  # code first, then the answer's data (_turn)
+            await m.serve(self, w, method, path, query, headers, body)
 
-    async def _metrics(self, w):
-        app = self.app
-        with borrow("report", "reasons") as report:
-            st = report.mcu_status(app.mcu, time.ticks_ms())
-        report = None  # (a coroutine's local would keep the module while metrics runs)
-        st["uart_connected"] = app.link.connected
+    async def stream(self, w, ctype, parts, every=1):
+        """A 200 whose body is the pieces of text parts yields, written as they come."""
+        self._head(w, 200, ctype)
         n = 0
-        with borrow("metrics", "units") as metrics:
-            self._head(w, 200, "text/plain; version=0.0.4; charset=utf-8")  # code first (_turn)
-            for line in metrics.lines(app.mcu.meter, st, app.mqtt.connected):
-                w.write(line)
-                n += 1
-                if n % 16 == 0:
-                    await w.drain()
-        metrics = None
+        for part in parts:
+            w.write(part)
+            n += 1
+            if n % every == 0:
+                await w.drain()
         await w.drain()
-        # the device's health after the readings: its code and theirs never in the heap together
-        with borrow("firmware.devinfo") as devinfo:
-            for line in devinfo.metric_lines(devinfo.health(app)):
-                w.write(line)
-        devinfo = None
-        await w.drain()
+
+    async def answer(self, w, r):
+        """The console's (status, body: text or its parts, extra headers, restart?)."""
+        if isinstance(r[1], str):
+            await self._send(w, r[0], "application/json", r[1], r[2])
+        else:  # the log: written without an await between its lines, so no line comes in between
+            await self.stream(w, "application/json", r[1], 1 << 30)
+        if r[3]:
+            self.app.restart_soon(1000)
 
     def _authorized(self, headers):
         pw = self.cfg["password"]

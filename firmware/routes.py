@@ -1,6 +1,6 @@
-# The HTTP requests other than the page, /api/state, /api/history and /metrics (http.py
-# serves those, borrowing what each needs, and the console's /api/config and /api/log):
-# the setup portal, commands and the errors.
+# The HTTP requests that no module of their own answers (firmware/http.py serves the page
+# and borrows status, history_api, scrape, console or cfgsave for theirs): the setup
+# portal, commands, the console's page and the errors.
 # Loaded only while one is served, so that their code is not in the heap at the moments
 # that need the room.
 import json
@@ -9,7 +9,7 @@ from firmware import log
 from firmware.borrow import borrow
 
 
-async def route(http, w, method, path, headers, body):
+async def serve(http, w, method, path, query, headers, body):
     if path.startswith("/setup") and http.app.setup_mode():
         return await _setup(http, w, method, path, headers, body)
     if path.startswith("/api/cmd/"):

@@ -118,3 +118,7 @@ def parts(app):
         yield sep + json.dumps(line)
         sep = ","
     yield "]}}" if sep == "," else ',"log":[]}}'
+
+
+async def serve(http, w, *_):
+    await http.stream(w, "application/json", parts(http.app))
