@@ -207,11 +207,13 @@ class Http:
                 raise HttpError(431)
         if end > MAX_HEAD:
             raise HttpError(431)
-        rest = bytes(head[end + 4:])
+        mv = memoryview(head)  # one copy of each part, not a slice's and then its bytes'
+        rest = bytes(mv[end + 4:])
         try:
-            text = bytes(head[:end]).decode()
+            text = str(mv[:end], "utf-8")
         except Exception:
             raise HttpError(400, "request is not text")
+        mv = head = None
         lines = text.split("\r\n")
         if len(lines[0]) > MAX_LINE:
             raise HttpError(414)
