@@ -3,10 +3,9 @@
 # nothing. Borrowed by firmware/http.py only while the answer is made, without
 # console.py: the least code in the heap at once (a stock image has little room to spare).
 import json
-import os
 
 from firmware import config, log  # all its code at once, before this request's data: fewer holes
-from files import write_atomic
+from files import read_text, write_atomic
 
 SECRET = "password"  # wifi.password, mqtt.password, http.password: true/false keeps them
 MAX_FILE = 4096  # portal.MAX_FILE: a bigger config.json would not be read at boot
@@ -29,14 +28,6 @@ def handle(http, method, path, query, headers, body):
     return status, json.dumps(answer), "", restart
 
 
-def _read(path):
-    """The saved config.json's text, or None."""
-    try:
-        n = os.stat(path)[6]
-        with open(path) as f:
-            return f.read(min(n, MAX_FILE) + 1)  # not a 4 KB buffer for a small file
-    except OSError:
-        return None
 
 
 def _saved(text):
@@ -94,7 +85,7 @@ def save(app, body):
     if not isinstance(patch, dict):
         return 400, {"ok": False, "errors": {"config": "must be an object"}}, False
     path = app.config_path
-    old_text = _read(path)
+    old_text = read_text(path, MAX_FILE)
     new = _saved(old_text)
     changed = []
     _changed(patch, app.cfg, new, "", changed)
@@ -114,7 +105,7 @@ def save(app, body):
 def _write(app, path, old_text, text, new, changed):
     # (save in two: each function's code fits a smaller hole of a heap in pieces)
     if app.wifi is not None and [p for p in changed if p.startswith("wifi.")] and old_text is not None \
-            and _read(path + PREV) is None:
+            and read_text(path + PREV, MAX_FILE) is None:
         # the config that joined a network, until the new one is joined (firmware/fallback.py);
         # a second change before that keeps the first one's: that is the one known to work
         write_atomic(path + PREV, old_text)

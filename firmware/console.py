@@ -3,9 +3,9 @@
 # firmware/cfgsave.py for a change (POST /api/config): only one's code at a time, and none
 # while the answer is sent (other tasks run then, and need the room).
 import json
-import os
 
 from firmware import log
+from files import read_text
 
 SECRET = "password"  # wifi.password, mqtt.password, http.password: never sent, only whether set
 MAX_FILE = 4096  # portal.MAX_FILE: a bigger config.json would not be read at boot
@@ -30,20 +30,12 @@ def handle(http, method, path, query, headers, body):
         return _log(query)
     if path == "/api/config":
         return 200, _shown(http.app), "", False
-    text = _read(http.app.config_path)
+    text = read_text(http.app.config_path, MAX_FILE)
     if text is None:
         return 404, '{"ok":false,"error":"no config.json saved"}', "", False
     return 200, text, 'Content-Disposition: attachment; filename="%s-config.json"\r\n' % http.app.cfg["name"], False
 
 
-def _read(path):
-    """The saved config.json's text, or None."""
-    try:
-        n = os.stat(path)[6]
-        with open(path) as f:
-            return f.read(min(n, MAX_FILE) + 1)  # not a 4 KB buffer for a small file
-    except OSError:
-        return None
 
 
 def _shown(app):
@@ -55,7 +47,7 @@ def _shown(app):
         v = cfg[k]
         if k == "dps":
             try:
-                v = json.loads(_read(app.config_path)).get("dps")
+                v = json.loads(read_text(app.config_path, MAX_FILE)).get("dps")
             except Exception:
                 v = None
             v = v if isinstance(v, dict) else {}

@@ -9,7 +9,7 @@ import os
 import asyncio
 
 from firmware import config, log
-from files import read_recovered, write_atomic
+from files import read_recovered, read_text, write_atomic
 
 MAX_FILE = 4096  # a config.json bigger than this is not ours
 
@@ -63,19 +63,6 @@ def _set(d, path, v):
     d[path[-1]] = v
 
 
-def _read(path):
-    """File text, or None when missing; OSError for other trouble is the caller's."""
-    try:
-        size = os.stat(path)[6]
-        f = open(path)
-    except OSError:
-        return None
-    try:
-        # As much as the file holds, not a fixed 4 KB: late in start-up the heap may
-        # have no 4 KB in one piece, and the config would be lost to a MemoryError.
-        return f.read(min(size, MAX_FILE) + 1)
-    finally:
-        f.close()
 
 
 def _object(text):
@@ -108,7 +95,7 @@ def _load(path):
     tmp = path + ".tmp"
     try:
         # a complete new config whose rename a crash stopped is taken, a cut one dropped
-        text, left = read_recovered(path, _read, lambda t: _object(t) is not None)
+        text, left = read_recovered(path, lambda p: read_text(p, MAX_FILE), lambda t: _object(t) is not None)
         if left == "taken":
             log.warn("config: recovered %s from %s", path, tmp)
         elif left == "dropped":
@@ -217,7 +204,7 @@ class Portal:
         except ValueError as e:
             return 400, JSON, json.dumps({"ok": False, "errors": [str(e)]}), ""
         try:
-            old = _object(_read(self.path)) or {}
+            old = _object(read_text(self.path, MAX_FILE)) or {}
         except Exception:
             old = {}
         new = json.loads(json.dumps(old))  # deep copy: keys we do not touch stay as they are

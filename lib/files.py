@@ -1,6 +1,6 @@
 # Writing a file so that a crash or a power cut at any moment leaves the old file or the new
 # one, never half of one: the config (portal.py), the energy file (store.py) and the OTA
-# pointer (otaboot.py).
+# pointer (otaboot.py). And reading a small text file without a buffer bigger than it.
 import errno
 import os
 
@@ -49,3 +49,18 @@ def read_recovered(path, read, complete):
     except OSError:
         pass  # harmless: dropped again next time
     return text, "dropped"
+
+
+def read_text(path, limit):
+    """The file's text, at most limit + 1 characters (more than limit: the caller's "too
+    big"), or None when it is missing; OSError for other trouble is the caller's. As much
+    as the file holds, not a limit-sized buffer: the heap may have no such piece."""
+    try:
+        size = os.stat(path)[6]
+        f = open(path)
+    except OSError:
+        return None
+    try:
+        return f.read(min(size, limit) + 1)
+    finally:
+        f.close()
