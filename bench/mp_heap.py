@@ -139,4 +139,5 @@ def main():
     print(json.dumps(out))
 
 
-main()
+if __name__ == "__main__":  # bench/mp_qstr.py imports the lists
+    main()

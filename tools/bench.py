@@ -158,6 +158,26 @@ def where_heap_goes():
     return {"stock": stock, "frozen": frozen}
 
 
+def qstrs():
+    """bench/mp_qstr.py on the 32-bit stock runtime: {stage: {n_pool, n_qstr, n_total_bytes}}
+    for the resident modules, every module loaded once, and the ESP32's too (with the
+    host's fakes of machine and network, whose names a device has built in)."""
+    build = os.path.join(ROOT, "build")
+    out = subprocess.run([MP32, "-X", "heapsize=4M", os.path.join(ROOT, "bench", "mp_qstr.py")],
+                         env=dict(os.environ, MICROPYPATH=".frozen:%s:%s" % (os.path.join(build, "lib"), build)),
+                         capture_output=True, text=True, timeout=60, cwd=build)
+    if out.returncode:
+        raise SystemExit("mp_qstr.py failed:\n%s%s" % (out.stdout, out.stderr))
+    res = {}
+    stage = None
+    for line in out.stdout.splitlines():
+        if line.startswith("stage: "):
+            stage = line[7:]
+        elif line.startswith("qstr pool:") and stage:
+            res[stage] = {k: int(v) for k, v in (kv.split("=") for kv in line[11:].split(", "))}
+    return res
+
+
 def print_heap_breakdown(h):
     s, f = h["stock"], h["frozen"]
     print()
@@ -279,6 +299,15 @@ def main():
                        stdout=subprocess.DEVNULL)
         log("where the heap goes (32-bit) ...")
         res["heap_breakdown"] = where_heap_goes()
+        q = res["qstrs"] = qstrs()
+        r, a, e = q["resident"], q["every module"], q["esp32"]
+        # Names stay for good, in pools that double: a borrowed module must not need a new
+        # pool (on the 32-bit runtime the next one is 9 KB)
+        row("names interned for good (qstrs), 32-bit stock image",
+            "%d after the resident modules, %d with every module loaded once (%d pools, %d B); "
+            "%d with the ESP32's modules and the fakes of machine and network (%d pools)" % (
+                r["n_qstr"], a["n_qstr"], a["n_pool"], a["n_total_bytes"], e["n_qstr"], e["n_pool"]),
+            "no new pool for borrowed code", a["n_pool"] == r["n_pool"])
     # a bundle of this build, as make ota makes it (another version string: a new id)
     bundle = otatool.bundle(otatool.files_of(os.path.join(ROOT, "build")), "bench")
     broker = Mosquitto().start()
