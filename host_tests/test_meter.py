@@ -2,6 +2,7 @@
 from portable import hexb
 import dptable
 import units
+import commands
 import spm02
 from meter import Meter
 from tuya import encode_dp, T_RAW, T_VALUE, T_BOOL, T_STRING, T_BITMAP
@@ -73,10 +74,17 @@ def test_reference_alarm_example():
     assert spm02.alarms(18, hexb("05 01 00 00 07 00 00 00"))["reverse_power"] == {"enabled": False, "threshold": 0}
 
 
+def test_alarm_records_the_table_does_not_know_are_named_by_id():
+    al = spm02.alarms(17, hexb("00 01 00 01 06 00 00 02 07 01 00 03 08 00 00 04"))
+    assert sorted(al) == ["alarm_0", "alarm_6", "alarm_8", "high_power"]
+    assert sorted(spm02.alarms(18, hexb("07 01 00 00 02 00 00 05"))) == ["reverse_power", "unbalance"]
+    assert spm02.alarm_name(19, 1) == "alarm_1"
+
+
 def test_alarm_rewrite_changes_one_record():
     raw = hexb("01 01 00 3C 03 01 00 F5")
-    assert spm02.set_alarm(raw, 3, threshold=250) == hexb("01 01 00 3C 03 01 00 FA")
-    assert spm02.set_alarm(raw, 1, enabled=False) == hexb("01 00 00 3C 03 01 00 F5")
+    assert commands.set_alarm(raw, 3, threshold=250) == hexb("01 01 00 3C 03 01 00 FA")
+    assert commands.set_alarm(raw, 1, enabled=False) == hexb("01 00 00 3C 03 01 00 F5")
 
 
 def test_fault_names_per_layout():

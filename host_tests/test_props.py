@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
+import commands
 import spm02
 import tuya
 from mcu import Mcu
@@ -253,7 +254,7 @@ rec_st = st.tuples(st.integers(0, 255), st.integers(0, 1), st.integers(0, 65535)
 @FAST
 @given(st.lists(rec_st, max_size=12))
 def test_alarm_list_round_trip(records):
-    raw = spm02.encode_alarms(records)
+    raw = commands.encode_alarms(records)
     assert len(raw) == 4 * len(records)
     assert spm02.alarm_records(raw) == records
     assert spm02.alarm_records(raw + b"\x01\x02\x03") == records  # partial record ignored
@@ -262,12 +263,12 @@ def test_alarm_list_round_trip(records):
 @FAST
 @given(st.lists(rec_st, min_size=1, max_size=12, unique_by=lambda r: r[0]), st.data())
 def test_set_alarm_changes_exactly_one_record(records, data):
-    raw = spm02.encode_alarms(records)
+    raw = commands.encode_alarms(records)
     k = data.draw(st.integers(0, len(records) - 1))
     rid = records[k][0]
     en = data.draw(st.none() | st.booleans())
     th = data.draw(st.none() | st.integers(0, 65535))
-    new = spm02.alarm_records(spm02.set_alarm(raw, rid, en, th))
+    new = spm02.alarm_records(commands.set_alarm(raw, rid, en, th))
     assert len(new) == len(records)
     for j, (old, got) in enumerate(zip(records, new)):
         if j != k:

@@ -128,24 +128,14 @@ FAULTS = ((), ("", "", "overcurrent", "phase_loss"),
            "undervoltage", "phase_loss", "outage", "magnetism", "credit", "no_balance"),
           ())
 
-# Alarm settings DPs 17/18: (DP, record id, name, threshold min, max); max 0 = no threshold.
-ALARMS = (
-    (17, 1, "overcurrent", 1, 65535), (17, 2, "unbalance", 1, 100), (17, 3, "overvoltage", 1, 65535),
-    (17, 4, "undervoltage", 1, 65535), (17, 5, "phase_loss", 0, 0), (17, 7, "high_power", 1, 65535),
-    (18, 1, "overcurrent", 1, 65535), (18, 2, "unbalance", 1, 100), (18, 3, "overvoltage", 1, 65535),
-    (18, 4, "undervoltage", 1, 65535), (18, 5, "phase_loss", 0, 0), (18, 7, "reverse_power", 0, 0),
-)
+# Alarm settings DPs 17/18: record names by record id (ALARM_NAMES[DP - 17][id]; "" or
+# past the end: unknown, shown as alarm_<id>). The thresholds the alarm command accepts are
+# lib/commands.py's (LIMITS): only a command needs them.
+ALARM_NAMES = (("", "overcurrent", "unbalance", "overvoltage", "undervoltage", "phase_loss", "", "high_power"),
+               ("", "overcurrent", "unbalance", "overvoltage", "undervoltage", "phase_loss", "", "reverse_power"))
 
 # Product keys seen for this family: only a hint, the DPs decide. (key, layout)
 PRODUCT_HINTS = (("kxdr6su0c55p7bbo", V2),)
-
-def alarm(dpid, rid):
-    """(DP, record id, name, min, max) of an alarm record the table knows, or None."""
-    for a in ALARMS:
-        if a[0] == dpid and a[1] == rid:
-            return a
-    return None
-
 
 def phases(layout):
     """How many phases a layout has."""

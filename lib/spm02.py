@@ -1,6 +1,7 @@
 # Decoders for the SPM02 family's structured DPs: raw phase readings (6, 7, 8) in the
 # 8-byte and Tuya's v01/v02 formats, the fault bitmap (9) and the alarm settings lists
-# (17, 18, with DP 18's report interval record), plus exact number formatting.
+# (17, 18, with DP 18's report interval record), plus exact number formatting. Rewriting
+# an alarm list is the commands' (lib/commands.py).
 # Pure functions on bytes and ints.
 try:
     from micropython import const
@@ -8,7 +9,7 @@ except ImportError:
     def const(x):
         return x
 
-from dptable import FAULTS, ALARMS, REPORT_DP, REPORT_RECORD, alarm
+from dptable import FAULTS, REPORT_DP, REPORT_RECORD, ALARM_NAMES
 from tuya import be_uint
 
 NEG_LIMIT = const(0x100000)   # no real reading reaches 1048 A or 1048 kW: at or above is negative
@@ -127,8 +128,8 @@ def alarm_records(raw):
 
 
 def alarm_name(dpid, rid):
-    a = alarm(dpid, rid)
-    return a[2] if a else "alarm_%d" % rid
+    names = ALARM_NAMES[dpid - 17] if dpid == 17 or dpid == 18 else ()
+    return names[rid] if rid < len(names) and names[rid] else "alarm_%d" % rid
 
 
 def alarms(dpid, raw):
@@ -148,38 +149,6 @@ def report_interval(raw, n):
         if raw[i] == REPORT_RECORD:
             return raw[i + 2] << 8 | raw[i + 3]
     return None
-
-
-def encode_alarms(records):
-    out = bytearray()
-    for rid, en, th in records:
-        out.extend(bytes((rid, 1 if en else 0, (th >> 8) & 0xFF, th & 0xFF)))
-    return bytes(out)
-
-
-def find_alarm(name, lists):
-    """(dpid, record id, min, max) for an alarm name; lists is {dpid: raw} of what the
-    meter reported, so a name that both DPs know goes where the meter keeps it."""
-    for dpid, rid, aname, lo, hi in ALARMS:
-        if aname != name:
-            continue
-        raw = lists.get(dpid)
-        if raw is not None and any(r[0] == rid for r in alarm_records(raw)):
-            return dpid, rid, lo, hi
-    return None
-
-
-def set_alarm(raw, rid, enabled=None, threshold=None):
-    """The whole DP 17/18 list again, with one record changed."""
-    recs = []
-    for r, en, th in alarm_records(raw):
-        if r == rid:
-            if enabled is not None:
-                en = 1 if enabled else 0
-            if threshold is not None:
-                th = threshold
-        recs.append((r, en, th))
-    return encode_alarms(recs)
 
 
 def fmt(count, decimals):
