@@ -93,9 +93,32 @@ def test_fault_names_per_layout():
     assert spm02.fault_names(1 << 12, dptable.CLOUD) == ["phase_loss"]
 
 
+def test_packed_table_reads_the_same_every_way():
+    # row(), row_for_key() and each() build tuples; field(), walk() and at() read the packed
+    # table in place: the same rows, with and without an owner's map shadowing some
+    user = ((103, dptable.ANY, "my_current", T_VALUE, 2, "mA", 0), (200, dptable.ANY, "power", T_VALUE, 0, "W", 0))
+    for lay in (dptable.V2, dptable.CLOUD, dptable.SPM01):
+        for u in ((), user):
+            rows = list(dptable.each(lay, u))
+            assert [tuple(dptable.at(n, f, u) for f in range(7)) for n in dptable.walk(lay, u)] == rows
+            assert rows[:len(u)] == list(u)
+            for r in rows:
+                assert dptable.row(r[0], lay, u) == r
+                assert dptable.row_for_key(r[2], lay, u) == r
+                for f in range(7):
+                    assert dptable.field(r[0], None, lay, u, f) == r[f]
+                    assert dptable.field(-1, r[2], lay, u, f) == r[f]
+            assert dptable.row(250, lay, u) is None and dptable.field(250, None, lay, u, 0) is None
+            assert dptable.row_for_key("nothing", lay, u) is None and dptable.field(-1, "nothing", lay, u, 5) is None
+    assert dptable.row(29, dptable.V2, user) is None  # its key is the owner's DP 200's
+    assert dptable.row_for_key("current_a", dptable.V2, user) is None  # its DP 103 is the owner's
+    assert len(list(dptable.rows())) == 45
+    assert (23, dptable.L_V2 | dptable.L_CLOUD, "energy_reverse", T_VALUE, 2, "kWh", 0) in dptable.rows()
+
+
 def test_table_has_one_row_per_dp_per_layout():
     seen = set()
-    for r in dptable.ROWS:
+    for r in dptable.rows():
         assert (r[0], r[1]) not in seen
         seen.add((r[0], r[1]))
     for lay in (dptable.V2, dptable.CLOUD, dptable.SPM01):
@@ -103,7 +126,7 @@ def test_table_has_one_row_per_dp_per_layout():
         assert len(keys) == len(set(keys)), dptable.LAYOUTS[lay]
         ids = [r[0] for r in dptable.each(lay)]
         assert len(ids) == len(set(ids)), dptable.LAYOUTS[lay]
-    for r in dptable.ROWS:
+    for r in dptable.rows():
         assert units.known_unit(r[5]) is not None
 
 

@@ -31,6 +31,7 @@ F_FAULTS = const(8)   # fault bitmap
 F_ALARMS = const(16)  # alarm settings list
 
 # (dpid, layouts, key, type, decimals, unit, flags); a value is count / 10**decimals unit.
+# Written as tuples to be read; held packed (KEYS, UNITS, _P below).
 ROWS = (
     (1, ANY, "energy_forward", T_VALUE, 2, "kWh", 0),
     (2, L_SPM01, "energy_reverse", T_VALUE, 2, "kWh", 0),
@@ -81,6 +82,15 @@ ROWS = (
     (128, L_CLOUD, "energy_reverse_c", T_VALUE, 2, "kWh", 0),
     (130, L_CLOUD, "current_unbalance", T_VALUE, 0, "%", 0),
 )
+# The rows above are built at import (they name tuya's types: no constant of the .mpy) and
+# held packed, 0.5 KB of heap where the tuples took 2.4: the keys, the units, and 6 bytes a
+# row (dpid, layouts, type, decimals, unit as an index of UNITS, flags). row() and each()
+# build a row's tuple when asked; field(), walk() and at(), for every report and every
+# state, build none.
+UNITS = tuple(sorted(set(r[5] for r in ROWS)))
+KEYS = tuple(r[2] for r in ROWS)
+_P = bytes(b for r in ROWS for b in (r[0], r[1], r[3], r[4], UNITS.index(r[5]), r[6]))
+del ROWS
 
 # The fields of a raw phase DP (6, 7, 8), in order: state key prefix (+ phase), decimals,
 # unit. The 8-byte format has the first three; Tuya's v01/v02 format all six.
@@ -154,41 +164,89 @@ def _claimed(user, dpid, key):
     return False
 
 
+def _row(i):
+    j = 6 * i
+    p = _P
+    return (p[j], p[j + 1], KEYS[i], p[j + 2], p[j + 3], UNITS[p[j + 4]], p[j + 5])
+
+
+def rows():
+    """Every row of the table, one by one (for tools and tests)."""
+    for i in range(len(KEYS)):
+        yield _row(i)
+
+
+def _index(dpid, key, layout, user):
+    """The index of the table's row of dpid (or of key, with dpid -1) in a layout that no
+    row of the owner's map shadows, or -1."""
+    p = _P
+    for i in range(len(KEYS)):
+        j = 6 * i
+        if (p[j] == dpid or KEYS[i] == key) and applies(p[j + 1], layout) \
+                and not _claimed(user, p[j], KEYS[i]):
+            return i
+    return -1
+
+
+def walk(layout, user=()):
+    """each()'s rows as numbers, which build no tuple (for what runs at every state): -1 - k
+    for row k of the owner's map, else the index of the table's row. at() reads their fields."""
+    for k in range(len(user)):
+        yield -1 - k
+    p = _P
+    for i in range(len(KEYS)):
+        if applies(p[6 * i + 1], layout) and not _claimed(user, p[6 * i], KEYS[i]):
+            yield i
+
+
+def at(n, f, user=()):
+    """Field f of walk()'s row n."""
+    if n < 0:
+        return user[-1 - n][f]
+    if f == 2:
+        return KEYS[n]
+    v = _P[6 * n + (f if f < 2 else f - 1)]
+    return UNITS[v] if f == 5 else v
+
+
 def each(layout, user=()):
     """The rows that apply to a layout, one by one: the owner's first, then the table's."""
-    for r in user:
-        yield r
-    for r in ROWS:
-        if applies(r[1], layout) and not _claimed(user, r[0], r[2]):
-            yield r
+    for n in walk(layout, user):
+        yield user[-1 - n] if n < 0 else _row(n)
 
 
 def row(dpid, layout, user=()):
     for r in user:
         if r[0] == dpid:
             return r
-    for r in ROWS:
-        if r[0] == dpid and applies(r[1], layout) and not _claimed(user, -1, r[2]):
-            return r
-    return None
+    i = _index(dpid, None, layout, user)
+    return _row(i) if i >= 0 else None
 
 
 def row_for_key(key, layout, user=()):
     for r in user:
         if r[2] == key:
             return r
-    for r in ROWS:
-        if r[2] == key and applies(r[1], layout) and not _claimed(user, r[0], None):
-            return r
-    return None
+    i = _index(-1, key, layout, user)
+    return _row(i) if i >= 0 else None
+
+
+def field(dpid, key, layout, user, f):
+    """Field f of row(dpid, ...) (key None) or of row_for_key(key, ...) (dpid -1), or None
+    when there is no such row. Builds no tuple: for the lookups of every report."""
+    for r in user:
+        if r[0] == dpid or r[2] == key:
+            return r[f]
+    i = _index(dpid, key, layout, user)
+    return at(i, f) if i >= 0 else None
 
 
 def unit_of(key, layout, user=()):
     """The unit of a state key: from its row, else from the raw phase fields (or DP 18's
     report interval) it is decoded from; None for keys that are no reading."""
-    r = row_for_key(key, layout, user)
-    if r is not None:
-        return r[5]
+    u = field(-1, key, layout, user, 5)
+    if u is not None:
+        return u
     if key == "report_interval":
         return "s"
     if key in DAY_KEYS:

@@ -36,11 +36,15 @@ def warnings(m):
         if abs(total - tp) > max(20, abs(tp) // 20):
             out.append("phase powers add up to %d W but total power is %d W (DP %s)"
                        % (total, tp, _ids(total_ids + [tpid])))
-    for r in T.each(m.layout, m.user):
-        if r[2].startswith("power_factor"):
-            c = m.count(r[0])
-            if c is not None and not (-10 ** r[4] <= c <= 10 ** r[4]):
-                out.append("%s %s outside -1..1 (DP %d)" % (r[2], spm02.fmt(c, r[4]), r[0]))
+    user = m.user
+    for n in T.walk(m.layout, user):
+        key = T.at(n, 2, user)
+        if key.startswith("power_factor"):
+            dpid = T.at(n, 0, user)
+            dec = T.at(n, 4, user)
+            c = m.count(dpid)
+            if c is not None and not (-10 ** dec <= c <= 10 ** dec):
+                out.append("%s %s outside -1..1 (DP %d)" % (key, spm02.fmt(c, dec), dpid))
     if m.setting != "auto":
         why = L.evidence(m.dps, m.user)
         lay = L.layout_of(why) if why else None
