@@ -10,7 +10,8 @@ import spm02
 from mcu import Mcu
 from meter import Meter
 from test_meter import feed, raw_phase, v2_report, cloud_report
-from tuya import encode_dp, T_RAW, T_VALUE, T_BITMAP, T_BOOL
+from commands import encode_dp
+from tuya import T_RAW, T_VALUE, T_BITMAP, T_BOOL
 import report
 
 PORTABLE = True

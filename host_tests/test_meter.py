@@ -5,7 +5,8 @@ import units
 import commands
 import spm02
 from meter import Meter
-from tuya import encode_dp, T_RAW, T_VALUE, T_BOOL, T_STRING, T_BITMAP
+from commands import encode_dp
+from tuya import T_RAW, T_VALUE, T_BOOL, T_STRING, T_BITMAP
 import report
 
 PORTABLE = True

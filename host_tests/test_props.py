@@ -10,7 +10,8 @@ import spm02
 import tuya
 from mcu import Mcu
 from meter import Meter
-from tuya import Decoder, encode, encode_dp, dp_records, dp_value
+from commands import encode_dp
+from tuya import Decoder, encode, dp_records, dp_value
 import report
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

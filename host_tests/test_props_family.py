@@ -8,7 +8,8 @@ import layout as L
 import commands
 import spm02
 from meter import Meter
-from tuya import encode_dp, T_RAW, T_VALUE
+from commands import encode_dp
+from tuya import T_RAW, T_VALUE
 import report
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

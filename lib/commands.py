@@ -7,7 +7,41 @@ import tuya
 import spm02
 from dptable import CLOUD, REPORT_DP, REPORT_RECORD, REPORT_MIN, REPORT_MAX, ALARM_NAMES
 from spm02 import alarm_records
-from tuya import T_BOOL, T_ENUM, T_VALUE, T_RAW, encode_dp
+from tuya import T_BOOL, T_ENUM, T_VALUE, T_RAW, T_STRING, T_BITMAP, SET_DP, encode
+
+
+# DP records for the MCU: here, not in the resident lib/tuya.py, since only a command sends
+# them (tools and tests use them too)
+def encode_dp(dpid, dptype, value):
+    """One DP record. value: int for bool/value/enum/bitmap, bytes or str for raw/string."""
+    if dptype == T_VALUE:
+        v = value & 0xFFFFFFFF
+        data = bytes((v >> 24, (v >> 16) & 0xFF, (v >> 8) & 0xFF, v & 0xFF))
+    elif dptype == T_BOOL:
+        data = b"\x01" if value else b"\x00"
+    elif dptype == T_ENUM:
+        data = bytes((value & 0xFF,))
+    elif dptype == T_BITMAP:
+        if value < 0x100:
+            n = 1
+        elif value < 0x10000:
+            n = 2
+        else:
+            n = 4
+        data = bytes((value >> (8 * (n - 1 - i))) & 0xFF for i in range(n))
+    elif dptype == T_STRING:
+        data = value.encode() if isinstance(value, str) else bytes(value)
+    elif dptype == T_RAW:
+        data = bytes(value)
+    else:
+        raise ValueError("bad DP type")
+    n = len(data)
+    return bytes((dpid, dptype, n >> 8, n & 0xFF)) + data
+
+
+def set_dp_frame(dpid, dptype, value):
+    return encode(SET_DP, encode_dp(dpid, dptype, value))
+
 
 # The thresholds the alarm command accepts, by alarm name (dptable.ALARM_NAMES), the same
 # on DPs 17 and 18: (name, min, max); max 0 = no threshold. Here rather than in the

@@ -159,12 +159,6 @@ class Meter:
             self.shape = shape
             self.seq += 1
 
-    def evidence(self):
-        """(layout, reason) from the DPs themselves, or None."""
-        from reasons import reason
-        why = L.evidence(self.dps, self.user)
-        return (L.layout_of(why), reason(why)) if why else None
-
     @property
     def layout_reason(self):
         from reasons import reason  # the firmware borrows it (report.py): loaded only then
