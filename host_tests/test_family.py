@@ -177,10 +177,10 @@ def test_cloud_still_decided_by_high_dps():
 
 
 def test_evidence_dp_sets_come_from_the_table():
-    assert L.ONLY[T.V2] == (106, 107) and L.ONLY[T.SPM01] == (2,)
+    assert tuple(L.ONLY[T.V2]) == (106, 107) and tuple(L.ONLY[T.SPM01]) == (2,)
     assert L.CLOUD_SPAN[0] == 112 and L.CLOUD_SPAN[-1] == 130
-    assert L.PHASE_IDS[T.CLOUD][:3] == (103, 104, 105) and L.PHASE_IDS[T.V2][6:] == (108, 109, 110)
-    assert L.PHASE_IDS[T.SPM01] == (102, 103, 104)
+    assert tuple(L.PHASE_IDS[T.CLOUD][:3]) == (103, 104, 105) and tuple(L.PHASE_IDS[T.V2][6:]) == (108, 109, 110)
+    assert tuple(L.PHASE_IDS[T.SPM01]) == (102, 103, 104)
     m = Meter()
     feed(m, [(115, T_VALUE, 1)])  # not in the table, but in the cloud model's span
     assert m.layout_name() == "cloud"
