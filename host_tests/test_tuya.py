@@ -14,7 +14,7 @@ def frames(dec, data):
     dec.feed(data)
     out = []
     while dec.next():
-        out.append((dec.ver, dec.cmd, bytes(dec.payload())))
+        out.append((dec.ver, dec.cmd, bytes(dec.buf[6:6 + dec.plen])))
     return out
 
 

@@ -257,6 +257,3 @@ def unit_of(key, layout, user=()):
                 return f[2]
     return None
 
-
-def layout_code(name):
-    return LAYOUTS.index(name) if name in LAYOUTS[1:] else None

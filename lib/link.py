@@ -143,7 +143,10 @@ class Link:
         return ev
 
     def _product(self, data):
-        self.product_info = data.decode() if _utf8(data) else None
+        try:
+            self.product_info = data.decode()
+        except Exception:  # not UTF-8
+            self.product_info = None
         try:
             import json
             info = json.loads(self.product_info)
@@ -228,10 +231,3 @@ class Link:
         self._ev = 0
         return ev
 
-
-def _utf8(data):
-    try:
-        data.decode()
-        return True
-    except Exception:
-        return False

@@ -51,7 +51,7 @@ class Meter:
         self.dps = {}
         self.seq = 0  # bumped on every change of a DP, of the layout or of the shape
         self.user = tuple(user)  # rows of the owner's dps map: they win over the table
-        self.setting = layout if layout == "auto" or T.layout_code(layout) else "auto"
+        self.setting = layout if layout in T.LAYOUTS[1:] else "auto"
         self.layout = T.V2
         self._why = L.WHY_DEFAULT << 16
         self.product_key = None
@@ -69,7 +69,7 @@ class Meter:
         self.counters = Counters(ids)
         self.days = None  # days.Days, fed by the firmware's clock
         if self.setting != "auto":
-            self.layout = T.layout_code(self.setting)
+            self.layout = T.LAYOUTS.index(self.setting)
             self._why = L.WHY_FORCED << 16
             self.shape = self.layout
 
@@ -180,9 +180,6 @@ class Meter:
 
     def row(self, dpid):
         return T.row(dpid, self.layout, self.user)
-
-    def row_for_key(self, key):
-        return T.row_for_key(key, self.layout, self.user)
 
     def dpid_for_key(self, key):
         return T.field(-1, key, self.layout, self.user, 0)  # builds no row: every report asks

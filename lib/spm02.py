@@ -41,11 +41,6 @@ def field(buf, start):
     return s24(be_uint(buf, start, 3))
 
 
-def phase(buf, start=0):
-    """(voltage in 0.1 V, current in 0.001 A, power in W) from 8 raw bytes."""
-    return be_uint(buf, start, 2), field(buf, start + 2), field(buf, start + 5)
-
-
 # Fields of a raw phase DP, as dptable.PHASE_FIELDS lists them
 PH_V = const(0)
 PH_I = const(1)

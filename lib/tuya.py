@@ -151,10 +151,6 @@ class Decoder:
             self.truncated += 1
             self._fail()
 
-    def payload(self):
-        """The current frame's data as a memoryview (allocates; for tools and tests)."""
-        return memoryview(self.buf)[6:6 + self.plen]
-
     def _fail(self):
         # Rescan everything after the failed frame's first byte: buf[1:n] followed by
         # what was still waiting in the replay area. Move the latter down so that the
