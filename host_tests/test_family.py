@@ -73,7 +73,7 @@ def test_v01_has_no_signs():
 
 def test_eight_byte_format_keeps_its_negative_rule():
     assert spm02.phase_fields(raw_phase(2300, 0x1000000 - 1500, 0x19999A - 450)) == (2300, -1500, -450, None, None, None)
-    assert spm02.phase_field(raw_phase(2300, 1, 2), 8, spm02.PH_Q) is None
+    assert spm02.phase_field(raw_phase(2300, 1, 2), 8, 3) is None  # Q: none in the 8-byte format
 
 
 def test_unknown_raw_formats_are_no_phase():

@@ -114,7 +114,7 @@ def test_packed_table_reads_the_same_every_way():
     assert dptable.row(29, dptable.V2, user) is None  # its key is the owner's DP 200's
     assert dptable.row_for_key("current_a", dptable.V2, user) is None  # its DP 103 is the owner's
     assert len(list(dptable.rows())) == 45
-    assert (23, dptable.L_V2 | dptable.L_CLOUD, "energy_reverse", T_VALUE, 2, "kWh", 0) in dptable.rows()
+    assert (23, 1 << dptable.V2 | 1 << dptable.CLOUD, "energy_reverse", T_VALUE, 2, "kWh", 0) in dptable.rows()
 
 
 def test_table_has_one_row_per_dp_per_layout():

@@ -19,12 +19,12 @@ LAYOUTS = ("any", "v2", "cloud", "spm01")
 
 # The layouts a row applies to: 0 for all, else a bit set of 1 << layout
 ANY = const(0)
-L_V2 = const(2)
-L_CLOUD = const(4)
-L_SPM01 = const(8)
+_L_V2 = const(2)
+_L_CLOUD = const(4)
+_L_SPM01 = const(8)
 
 # Row flags
-F_WRITE = const(1)    # the MCU accepts writes
+_F_WRITE = const(1)   # the MCU accepts writes
 F_HIDDEN = const(2)   # a command target, not a reading: no state key
 F_PHASE = const(4)    # raw phase DP: voltage | current | power ... of one phase
 F_FAULTS = const(8)   # fault bitmap
@@ -34,53 +34,53 @@ F_ALARMS = const(16)  # alarm settings list
 # Written as tuples to be read; held packed (KEYS, UNITS, _P below).
 ROWS = (
     (1, ANY, "energy_forward", T_VALUE, 2, "kWh", 0),
-    (2, L_SPM01, "energy_reverse", T_VALUE, 2, "kWh", 0),
+    (2, _L_SPM01, "energy_reverse", T_VALUE, 2, "kWh", 0),
     (6, ANY, "phase_a", T_RAW, 0, "", F_PHASE),
     (7, ANY, "phase_b", T_RAW, 0, "", F_PHASE),
     (8, ANY, "phase_c", T_RAW, 0, "", F_PHASE),
     (9, ANY, "faults", T_BITMAP, 0, "", F_FAULTS),
-    (12, ANY, "clear_energy", T_BOOL, 0, "", F_WRITE | F_HIDDEN),
-    (17, ANY, "alarms_1", T_RAW, 0, "", F_WRITE | F_ALARMS),
-    (18, ANY, "alarms_2", T_RAW, 0, "", F_WRITE | F_ALARMS),
+    (12, ANY, "clear_energy", T_BOOL, 0, "", _F_WRITE | F_HIDDEN),
+    (17, ANY, "alarms_1", T_RAW, 0, "", _F_WRITE | F_ALARMS),
+    (18, ANY, "alarms_2", T_RAW, 0, "", _F_WRITE | F_ALARMS),
     (19, ANY, "device_id", T_STRING, 0, "", 0),
-    (23, L_V2 | L_CLOUD, "energy_reverse", T_VALUE, 2, "kWh", 0),
+    (23, _L_V2 | _L_CLOUD, "energy_reverse", T_VALUE, 2, "kWh", 0),
     (29, ANY, "power", T_VALUE, 0, "W", 0),
     (32, ANY, "frequency", T_VALUE, 2, "Hz", 0),
-    (35, ANY, "online_state", T_ENUM, 0, "", F_WRITE | F_HIDDEN),
+    (35, ANY, "online_state", T_ENUM, 0, "", _F_WRITE | F_HIDDEN),
     (50, ANY, "power_factor", T_VALUE, 2, "", 0),
-    (101, ANY, "locating", T_BOOL, 0, "", F_WRITE),
+    (101, ANY, "locating", T_BOOL, 0, "", _F_WRITE),
     # v2 layout (captured from a real v2 meter; the default). An SPM01 that sends value
     # DPs sends 102..104 for its one phase.
-    (102, L_V2 | L_SPM01, "voltage_a", T_VALUE, 1, "V", 0),
-    (103, L_V2 | L_SPM01, "current_a", T_VALUE, 3, "A", 0),
-    (104, L_V2 | L_SPM01, "power_a", T_VALUE, 0, "W", 0),
-    (105, L_V2, "voltage_b", T_VALUE, 1, "V", 0),
-    (106, L_V2, "current_b", T_VALUE, 3, "A", 0),
-    (107, L_V2, "power_b", T_VALUE, 0, "W", 0),
-    (108, L_V2, "voltage_c", T_VALUE, 1, "V", 0),
-    (109, L_V2, "current_c", T_VALUE, 3, "A", 0),
-    (110, L_V2, "power_c", T_VALUE, 0, "W", 0),
+    (102, _L_V2 | _L_SPM01, "voltage_a", T_VALUE, 1, "V", 0),
+    (103, _L_V2 | _L_SPM01, "current_a", T_VALUE, 3, "A", 0),
+    (104, _L_V2 | _L_SPM01, "power_a", T_VALUE, 0, "W", 0),
+    (105, _L_V2, "voltage_b", T_VALUE, 1, "V", 0),
+    (106, _L_V2, "current_b", T_VALUE, 3, "A", 0),
+    (107, _L_V2, "power_b", T_VALUE, 0, "W", 0),
+    (108, _L_V2, "voltage_c", T_VALUE, 1, "V", 0),
+    (109, _L_V2, "current_c", T_VALUE, 3, "A", 0),
+    (110, _L_V2, "power_c", T_VALUE, 0, "W", 0),
     # cloud layout (Tuya cloud model g5n4t0)
-    (102, L_CLOUD, "report_interval", T_VALUE, 0, "s", F_WRITE),
-    (103, L_CLOUD, "voltage_a", T_VALUE, 1, "V", 0),
-    (104, L_CLOUD, "current_a", T_VALUE, 3, "A", 0),
-    (105, L_CLOUD, "power_a", T_VALUE, 0, "W", 0),
-    (108, L_CLOUD, "power_factor_a", T_VALUE, 2, "", 0),
-    (109, L_CLOUD, "energy_forward_a", T_VALUE, 2, "kWh", 0),
-    (110, L_CLOUD, "energy_reverse_a", T_VALUE, 2, "kWh", 0),
-    (112, L_CLOUD, "voltage_b", T_VALUE, 1, "V", 0),
-    (113, L_CLOUD, "current_b", T_VALUE, 3, "A", 0),
-    (114, L_CLOUD, "power_b", T_VALUE, 0, "W", 0),
-    (117, L_CLOUD, "power_factor_b", T_VALUE, 2, "", 0),
-    (118, L_CLOUD, "energy_forward_b", T_VALUE, 2, "kWh", 0),
-    (119, L_CLOUD, "energy_reverse_b", T_VALUE, 2, "kWh", 0),
-    (121, L_CLOUD, "voltage_c", T_VALUE, 1, "V", 0),
-    (122, L_CLOUD, "current_c", T_VALUE, 3, "A", 0),
-    (123, L_CLOUD, "power_c", T_VALUE, 0, "W", 0),
-    (126, L_CLOUD, "power_factor_c", T_VALUE, 2, "", 0),
-    (127, L_CLOUD, "energy_forward_c", T_VALUE, 2, "kWh", 0),
-    (128, L_CLOUD, "energy_reverse_c", T_VALUE, 2, "kWh", 0),
-    (130, L_CLOUD, "current_unbalance", T_VALUE, 0, "%", 0),
+    (102, _L_CLOUD, "report_interval", T_VALUE, 0, "s", _F_WRITE),
+    (103, _L_CLOUD, "voltage_a", T_VALUE, 1, "V", 0),
+    (104, _L_CLOUD, "current_a", T_VALUE, 3, "A", 0),
+    (105, _L_CLOUD, "power_a", T_VALUE, 0, "W", 0),
+    (108, _L_CLOUD, "power_factor_a", T_VALUE, 2, "", 0),
+    (109, _L_CLOUD, "energy_forward_a", T_VALUE, 2, "kWh", 0),
+    (110, _L_CLOUD, "energy_reverse_a", T_VALUE, 2, "kWh", 0),
+    (112, _L_CLOUD, "voltage_b", T_VALUE, 1, "V", 0),
+    (113, _L_CLOUD, "current_b", T_VALUE, 3, "A", 0),
+    (114, _L_CLOUD, "power_b", T_VALUE, 0, "W", 0),
+    (117, _L_CLOUD, "power_factor_b", T_VALUE, 2, "", 0),
+    (118, _L_CLOUD, "energy_forward_b", T_VALUE, 2, "kWh", 0),
+    (119, _L_CLOUD, "energy_reverse_b", T_VALUE, 2, "kWh", 0),
+    (121, _L_CLOUD, "voltage_c", T_VALUE, 1, "V", 0),
+    (122, _L_CLOUD, "current_c", T_VALUE, 3, "A", 0),
+    (123, _L_CLOUD, "power_c", T_VALUE, 0, "W", 0),
+    (126, _L_CLOUD, "power_factor_c", T_VALUE, 2, "", 0),
+    (127, _L_CLOUD, "energy_forward_c", T_VALUE, 2, "kWh", 0),
+    (128, _L_CLOUD, "energy_reverse_c", T_VALUE, 2, "kWh", 0),
+    (130, _L_CLOUD, "current_unbalance", T_VALUE, 0, "%", 0),
 )
 # The rows above are built at import (they name tuya's types: no constant of the .mpy) and
 # held packed, 0.5 KB of heap where the tuples took 2.4: the keys, the units, and 6 bytes a

@@ -13,7 +13,7 @@ from dptable import FAULTS, REPORT_DP, REPORT_RECORD, ALARM_NAMES
 from tuya import be_uint
 
 NEG_LIMIT = const(0x100000)   # no real reading reaches 1048 A or 1048 kW: at or above is negative
-NEG_OFFSET = const(0x19999A)  # zigbee SPM02 firmwares send 0x19999A - |x|
+_NEG_OFFSET = const(0x19999A)  # zigbee SPM02 firmwares send 0x19999A - |x|
 
 
 def s24(v):
@@ -24,8 +24,8 @@ def s24(v):
     for any real reading."""
     if v < NEG_LIMIT:
         return v
-    if v <= NEG_OFFSET:
-        return v - NEG_OFFSET
+    if v <= _NEG_OFFSET:
+        return v - _NEG_OFFSET
     return v - 0x1000000
 
 
@@ -33,7 +33,7 @@ def s24_encoding(v):
     """Which negative encoding a 24-bit field used: None, "offset" or "twos"."""
     if v < NEG_LIMIT:
         return None
-    return "offset" if v <= NEG_OFFSET else "twos"
+    return "offset" if v <= _NEG_OFFSET else "twos"
 
 
 def field(buf, start):
@@ -42,12 +42,12 @@ def field(buf, start):
 
 
 # Fields of a raw phase DP, as dptable.PHASE_FIELDS lists them
-PH_V = const(0)
-PH_I = const(1)
-PH_P = const(2)
-PH_Q = const(3)
-PH_S = const(4)
-PH_PF = const(5)
+_PH_V = const(0)
+_PH_I = const(1)
+_PH_P = const(2)
+_PH_Q = const(3)
+_PH_S = const(4)
+_PH_PF = const(5)
 # v02's sign byte: bit0 I, bit1 P, bit2 Q, bit3 PF; S has none
 _SIGN_BIT = (0, 1, 2, 4, 0, 8)
 
@@ -63,20 +63,20 @@ def phase_format(raw, n):
 
 
 def phase_field(raw, n, j):
-    """Field j (PH_*) of a raw phase DP of n bytes as a signed count in the unit of
+    """Field j (_PH_*) of a raw phase DP of n bytes as a signed count in the unit of
     dptable.PHASE_FIELDS, or None where the format has no such field. Allocates nothing
     (the layout evidence calls it on every changed report)."""
     fmt = phase_format(raw, n)
     if fmt == 8:
-        if j == PH_V:
+        if j == _PH_V:
             return raw[0] << 8 | raw[1]
-        return field(raw, 2 + 3 * (j - 1)) if j <= PH_P else None
+        return field(raw, 2 + 3 * (j - 1)) if j <= _PH_P else None
     if not fmt:
         return None
-    if j == PH_V:
+    if j == _PH_V:
         return raw[2] << 8 | raw[3]
     # magnitudes: v01 has no signs (all non-negative), v02 a sign bit per field
-    v = raw[16] if j == PH_PF else be_uint(raw, 4 + 3 * (j - 1), 3)
+    v = raw[16] if j == _PH_PF else be_uint(raw, 4 + 3 * (j - 1), 3)
     if fmt == 2 and raw[17] & _SIGN_BIT[j]:
         return -v
     return v
