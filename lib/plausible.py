@@ -5,8 +5,6 @@ import dptable as T
 import layout as L
 import spm02
 
-PHASES = ("a", "b", "c")
-
 
 def warnings(m):
     """The warnings of a meter.Meter's current state, as a list of texts."""
@@ -26,10 +24,10 @@ def warnings(m):
         va = v * abs(i)  # in 0.0001 VA
         if abs(p) * 10000 > va * 105 // 100 + 50000:
             out.append("phase %s: power %d W is more than voltage x current %s VA (DP %s)"
-                       % (PHASES[k].upper(), p, spm02.fmt(va // 10000, 0), _ids(ids)))
+                       % ("ABC"[k], p, spm02.fmt(va // 10000, 0), _ids(ids)))
         if abs(i) > 0 and not (800 <= v <= 3000):
             out.append("phase %s: voltage %s V outside 80..300 V with current flowing (DP %s)"
-                       % (PHASES[k].upper(), spm02.fmt(v, 1), _ids(ids[:2])))
+                       % ("ABC"[k], spm02.fmt(v, 1), _ids(ids[:2])))
     tpid = m.dpid_for_key("power")
     tp = m.count(tpid) if tpid is not None else None
     if complete and tp is not None:
