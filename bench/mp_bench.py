@@ -5,7 +5,8 @@ import json
 import time
 
 import tuya
-from tuya import encode, encode_dp, T_RAW, T_VALUE, T_BITMAP, T_STRING, T_BOOL
+from commands import encode_dp  # (borrowed on the device: for a command only)
+from tuya import encode, T_RAW, T_VALUE, T_BITMAP, T_STRING, T_BOOL
 from mcu import Mcu
 import report
 

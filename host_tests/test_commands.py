@@ -2,7 +2,8 @@
 from portable import hexb, raises
 import commands
 from mcu import Mcu
-from tuya import encode_dp, T_RAW, T_VALUE
+from commands import encode_dp
+from tuya import T_RAW, T_VALUE
 
 PORTABLE = True
 

@@ -4,7 +4,8 @@
 # pytest and in the MicroPython unix port.
 from counters import Counters, HOLD
 from meter import Meter
-from tuya import encode_dp, T_VALUE, T_RAW
+from commands import encode_dp
+from tuya import T_VALUE, T_RAW
 import commands
 from mcu import Mcu
 from test_meter import feed, v2_report, cloud_report, raw_phase

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import decode
 import tuya
-from tuya import encode, encode_dp as dp, T_RAW, T_BOOL, T_VALUE, T_STRING, T_BITMAP
+from commands import encode_dp as dp
+from tuya import encode, T_RAW, T_BOOL, T_VALUE, T_STRING, T_BITMAP
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOL = os.path.join(os.path.dirname(HERE), "tools", "decode.py")

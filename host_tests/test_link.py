@@ -3,7 +3,8 @@
 from portable import hexb
 import link as L
 import tuya
-from tuya import encode, encode_dp
+from commands import encode_dp
+from tuya import encode
 from mcu import Mcu, EV_CHANGED
 import report
 

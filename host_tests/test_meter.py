@@ -2,9 +2,11 @@
 from portable import hexb
 import dptable
 import units
+import commands
 import spm02
 from meter import Meter
-from tuya import encode_dp, T_RAW, T_VALUE, T_BOOL, T_STRING, T_BITMAP
+from commands import encode_dp
+from tuya import T_RAW, T_VALUE, T_BOOL, T_STRING, T_BITMAP
 import report
 
 PORTABLE = True
@@ -39,8 +41,8 @@ def cloud_report():
 
 
 def test_reference_raw_phase_examples():
-    assert spm02.phase(hexb("08 80 00 03 E8 00 27 10")) == (2176, 1000, 10000)
-    assert spm02.phase(hexb("09 0A 00 00 00 00 00 00")) == (2314, 0, 0)
+    assert spm02.phase_fields(hexb("08 80 00 03 E8 00 27 10"))[:3] == (2176, 1000, 10000)
+    assert spm02.phase_fields(hexb("09 0A 00 00 00 00 00 00"))[:3] == (2314, 0, 0)
 
 
 def test_negative_encodings():
@@ -73,10 +75,17 @@ def test_reference_alarm_example():
     assert spm02.alarms(18, hexb("05 01 00 00 07 00 00 00"))["reverse_power"] == {"enabled": False, "threshold": 0}
 
 
+def test_alarm_records_the_table_does_not_know_are_named_by_id():
+    al = spm02.alarms(17, hexb("00 01 00 01 06 00 00 02 07 01 00 03 08 00 00 04"))
+    assert sorted(al) == ["alarm_0", "alarm_6", "alarm_8", "high_power"]
+    assert sorted(spm02.alarms(18, hexb("07 01 00 00 02 00 00 05"))) == ["reverse_power", "unbalance"]
+    assert spm02.alarm_name(19, 1) == "alarm_1"
+
+
 def test_alarm_rewrite_changes_one_record():
     raw = hexb("01 01 00 3C 03 01 00 F5")
-    assert spm02.set_alarm(raw, 3, threshold=250) == hexb("01 01 00 3C 03 01 00 FA")
-    assert spm02.set_alarm(raw, 1, enabled=False) == hexb("01 00 00 3C 03 01 00 F5")
+    assert commands.set_alarm(raw, 3, threshold=250) == hexb("01 01 00 3C 03 01 00 FA")
+    assert commands.set_alarm(raw, 1, enabled=False) == hexb("01 00 00 3C 03 01 00 F5")
 
 
 def test_fault_names_per_layout():
@@ -85,9 +94,32 @@ def test_fault_names_per_layout():
     assert spm02.fault_names(1 << 12, dptable.CLOUD) == ["phase_loss"]
 
 
+def test_packed_table_reads_the_same_every_way():
+    # row(), row_for_key() and each() build tuples; field(), walk() and at() read the packed
+    # table in place: the same rows, with and without an owner's map shadowing some
+    user = ((103, dptable.ANY, "my_current", T_VALUE, 2, "mA", 0), (200, dptable.ANY, "power", T_VALUE, 0, "W", 0))
+    for lay in (dptable.V2, dptable.CLOUD, dptable.SPM01):
+        for u in ((), user):
+            rows = list(dptable.each(lay, u))
+            assert [tuple(dptable.at(n, f, u) for f in range(7)) for n in dptable.walk(lay, u)] == rows
+            assert rows[:len(u)] == list(u)
+            for r in rows:
+                assert dptable.row(r[0], lay, u) == r
+                assert dptable.row_for_key(r[2], lay, u) == r
+                for f in range(7):
+                    assert dptable.field(r[0], None, lay, u, f) == r[f]
+                    assert dptable.field(-1, r[2], lay, u, f) == r[f]
+            assert dptable.row(250, lay, u) is None and dptable.field(250, None, lay, u, 0) is None
+            assert dptable.row_for_key("nothing", lay, u) is None and dptable.field(-1, "nothing", lay, u, 5) is None
+    assert dptable.row(29, dptable.V2, user) is None  # its key is the owner's DP 200's
+    assert dptable.row_for_key("current_a", dptable.V2, user) is None  # its DP 103 is the owner's
+    assert len(list(dptable.rows())) == 45
+    assert (23, 1 << dptable.V2 | 1 << dptable.CLOUD, "energy_reverse", T_VALUE, 2, "kWh", 0) in dptable.rows()
+
+
 def test_table_has_one_row_per_dp_per_layout():
     seen = set()
-    for r in dptable.ROWS:
+    for r in dptable.rows():
         assert (r[0], r[1]) not in seen
         seen.add((r[0], r[1]))
     for lay in (dptable.V2, dptable.CLOUD, dptable.SPM01):
@@ -95,7 +127,7 @@ def test_table_has_one_row_per_dp_per_layout():
         assert len(keys) == len(set(keys)), dptable.LAYOUTS[lay]
         ids = [r[0] for r in dptable.each(lay)]
         assert len(ids) == len(set(ids)), dptable.LAYOUTS[lay]
-    for r in dptable.ROWS:
+    for r in dptable.rows():
         assert units.known_unit(r[5]) is not None
 
 

@@ -5,9 +5,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import dptable as T
 import layout as L
+import commands
 import spm02
 from meter import Meter
-from tuya import encode_dp, T_RAW, T_VALUE
+from commands import encode_dp
+from tuya import T_RAW, T_VALUE
 import report
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -106,9 +108,9 @@ rec_st = st.tuples(st.integers(0, 255), st.integers(0, 1), st.integers(0, 0xFFFF
 @given(st.lists(rec_st, max_size=6), st.integers(0, 0xFFFF), st.integers(5, 3600))
 def test_report_interval_rewrite_changes_only_record_8(recs, th, s):
     recs = [r for r in recs if r[0] != 8]
-    raw = spm02.encode_alarms(recs + [(8, 1, th)])
+    raw = commands.encode_alarms(recs + [(8, 1, th)])
     assert spm02.report_interval(raw, len(raw)) == th
-    new = spm02.set_alarm(raw, 8, threshold=s)
+    new = commands.set_alarm(raw, 8, threshold=s)
     assert spm02.report_interval(new, len(new)) == s
     assert spm02.alarm_records(new)[:-1] == spm02.alarm_records(raw)[:-1]
     assert "alarm_8" not in spm02.alarms(18, new)

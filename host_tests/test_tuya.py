@@ -1,7 +1,8 @@
 # Frame and DP codec. Runs under pytest and in the MicroPython unix port.
 from portable import hexb
 import tuya
-from tuya import Decoder, encode, encode_dp, dp_records, dp_value
+from commands import encode_dp, set_dp_frame
+from tuya import Decoder, encode, dp_records, dp_value
 
 PORTABLE = True
 
@@ -13,7 +14,7 @@ def frames(dec, data):
     dec.feed(data)
     out = []
     while dec.next():
-        out.append((dec.ver, dec.cmd, bytes(dec.payload())))
+        out.append((dec.ver, dec.cmd, bytes(dec.buf[6:6 + dec.plen])))
     return out
 
 
@@ -128,7 +129,7 @@ def test_value_is_signed_big_endian():
 
 
 def test_set_dp_frame():
-    assert tuya.set_dp_frame(12, 1, True) == encode(0x06, hexb("0C 01 00 01 01"))
+    assert set_dp_frame(12, 1, True) == encode(0x06, hexb("0C 01 00 01 01"))
 
 
 def test_records_stop_at_overrun():

@@ -6,7 +6,7 @@
 #   - a value below the believed one is held: the believed value stays, a warning names
 #     the DP, until HOLD reports in a row confirm the drop (each at or above the one before,
 #     as a counter that started again counts); then it is a new cycle;
-#   - after our own clear_energy (cleared()) a drop within the next ARM reports is a new
+#   - after our own clear_energy (cleared()) a drop within the next _ARM reports is a new
 #     cycle at once;
 #   - the believed value from before a restart (firmware/store.py puts it in value with
 #     S_KNOWN) is what a first report after boot is held against, so a bogus 0 then is held
@@ -27,9 +27,9 @@ except ImportError:
         return x
 
 HOLD = const(3)       # reports in a row that confirm a drop
-ARM = const(3)        # reports after our clear_energy within which a drop is the new cycle
+_ARM = const(3)       # reports after our clear_energy within which a drop is the new cycle
 S_KNOWN = const(1)    # there is a believed value (reported, or restored)
-S_LIVE = const(2)     # a report since boot was believed: the value is shown
+_S_LIVE = const(2)    # a report since boot was believed: the value is shown
 TR_HELD = const(1)    # trace(): a drop is held
 TR_CYCLE = const(2)   # a drop confirmed by HOLD reports in a row: a new cycle
 TR_CLEARED = const(3)  # a drop after our clear_energy: a new cycle at once
@@ -68,16 +68,16 @@ class Counters:
         n = self.held[i]
         if not rule or not st & S_KNOWN or c >= b:
             # the first value ever, or a counter that did not go down
-            self.st[i] = S_KNOWN | S_LIVE
+            self.st[i] = S_KNOWN | _S_LIVE
             self.held[i] = 0
             self.value[i] = c
-            return c != b or n > 0 or not st & S_LIVE
+            return c != b or n > 0 or not st & _S_LIVE
         low = self.low[i]
         self.low[i] = c
         n = n + 1 if n and c >= low else 1
         if arm or n >= HOLD:
             # a new cycle: what the old one counted is kept in fold
-            self.st[i] = S_KNOWN | S_LIVE
+            self.st[i] = S_KNOWN | _S_LIVE
             self.fold[i] += b
             self.value[i] = c
             self.arm[i] = self.held[i] = 0
@@ -95,12 +95,12 @@ class Counters:
     def cleared(self):
         """Our clear_energy went to the meter: a drop that follows is a new cycle."""
         for i in range(len(self.ids)):
-            self.arm[i] = ARM
+            self.arm[i] = _ARM
 
     def believed(self, i):
         """The value to publish, or None before a report since boot was believed."""
-        return self.value[i] if i >= 0 and self.st[i] & S_LIVE else None
+        return self.value[i] if i >= 0 and self.st[i] & _S_LIVE else None
 
     def mono(self, i):
         """A count that never goes down (believed + folded), or None like believed()."""
-        return self.fold[i] + self.value[i] if i >= 0 and self.st[i] & S_LIVE else None
+        return self.fold[i] + self.value[i] if i >= 0 and self.st[i] & _S_LIVE else None

@@ -19,68 +19,78 @@ LAYOUTS = ("any", "v2", "cloud", "spm01")
 
 # The layouts a row applies to: 0 for all, else a bit set of 1 << layout
 ANY = const(0)
-L_V2 = const(2)
-L_CLOUD = const(4)
-L_SPM01 = const(8)
+_L_V2 = const(2)
+_L_CLOUD = const(4)
+_L_SPM01 = const(8)
 
 # Row flags
-F_WRITE = const(1)    # the MCU accepts writes
+_F_WRITE = const(1)   # the MCU accepts writes
 F_HIDDEN = const(2)   # a command target, not a reading: no state key
 F_PHASE = const(4)    # raw phase DP: voltage | current | power ... of one phase
 F_FAULTS = const(8)   # fault bitmap
 F_ALARMS = const(16)  # alarm settings list
 
 # (dpid, layouts, key, type, decimals, unit, flags); a value is count / 10**decimals unit.
+# Written as tuples to be read; held packed (KEYS, UNITS, _P below).
 ROWS = (
     (1, ANY, "energy_forward", T_VALUE, 2, "kWh", 0),
-    (2, L_SPM01, "energy_reverse", T_VALUE, 2, "kWh", 0),
+    (2, _L_SPM01, "energy_reverse", T_VALUE, 2, "kWh", 0),
     (6, ANY, "phase_a", T_RAW, 0, "", F_PHASE),
     (7, ANY, "phase_b", T_RAW, 0, "", F_PHASE),
     (8, ANY, "phase_c", T_RAW, 0, "", F_PHASE),
     (9, ANY, "faults", T_BITMAP, 0, "", F_FAULTS),
-    (12, ANY, "clear_energy", T_BOOL, 0, "", F_WRITE | F_HIDDEN),
-    (17, ANY, "alarms_1", T_RAW, 0, "", F_WRITE | F_ALARMS),
-    (18, ANY, "alarms_2", T_RAW, 0, "", F_WRITE | F_ALARMS),
+    (12, ANY, "clear_energy", T_BOOL, 0, "", _F_WRITE | F_HIDDEN),
+    (17, ANY, "alarms_1", T_RAW, 0, "", _F_WRITE | F_ALARMS),
+    (18, ANY, "alarms_2", T_RAW, 0, "", _F_WRITE | F_ALARMS),
     (19, ANY, "device_id", T_STRING, 0, "", 0),
-    (23, L_V2 | L_CLOUD, "energy_reverse", T_VALUE, 2, "kWh", 0),
+    (23, _L_V2 | _L_CLOUD, "energy_reverse", T_VALUE, 2, "kWh", 0),
     (29, ANY, "power", T_VALUE, 0, "W", 0),
     (32, ANY, "frequency", T_VALUE, 2, "Hz", 0),
-    (35, ANY, "online_state", T_ENUM, 0, "", F_WRITE | F_HIDDEN),
+    (35, ANY, "online_state", T_ENUM, 0, "", _F_WRITE | F_HIDDEN),
     (50, ANY, "power_factor", T_VALUE, 2, "", 0),
-    (101, ANY, "locating", T_BOOL, 0, "", F_WRITE),
+    (101, ANY, "locating", T_BOOL, 0, "", _F_WRITE),
     # v2 layout (captured from a real v2 meter; the default). An SPM01 that sends value
     # DPs sends 102..104 for its one phase.
-    (102, L_V2 | L_SPM01, "voltage_a", T_VALUE, 1, "V", 0),
-    (103, L_V2 | L_SPM01, "current_a", T_VALUE, 3, "A", 0),
-    (104, L_V2 | L_SPM01, "power_a", T_VALUE, 0, "W", 0),
-    (105, L_V2, "voltage_b", T_VALUE, 1, "V", 0),
-    (106, L_V2, "current_b", T_VALUE, 3, "A", 0),
-    (107, L_V2, "power_b", T_VALUE, 0, "W", 0),
-    (108, L_V2, "voltage_c", T_VALUE, 1, "V", 0),
-    (109, L_V2, "current_c", T_VALUE, 3, "A", 0),
-    (110, L_V2, "power_c", T_VALUE, 0, "W", 0),
+    (102, _L_V2 | _L_SPM01, "voltage_a", T_VALUE, 1, "V", 0),
+    (103, _L_V2 | _L_SPM01, "current_a", T_VALUE, 3, "A", 0),
+    (104, _L_V2 | _L_SPM01, "power_a", T_VALUE, 0, "W", 0),
+    (105, _L_V2, "voltage_b", T_VALUE, 1, "V", 0),
+    (106, _L_V2, "current_b", T_VALUE, 3, "A", 0),
+    (107, _L_V2, "power_b", T_VALUE, 0, "W", 0),
+    (108, _L_V2, "voltage_c", T_VALUE, 1, "V", 0),
+    (109, _L_V2, "current_c", T_VALUE, 3, "A", 0),
+    (110, _L_V2, "power_c", T_VALUE, 0, "W", 0),
     # cloud layout (Tuya cloud model g5n4t0)
-    (102, L_CLOUD, "report_interval", T_VALUE, 0, "s", F_WRITE),
-    (103, L_CLOUD, "voltage_a", T_VALUE, 1, "V", 0),
-    (104, L_CLOUD, "current_a", T_VALUE, 3, "A", 0),
-    (105, L_CLOUD, "power_a", T_VALUE, 0, "W", 0),
-    (108, L_CLOUD, "power_factor_a", T_VALUE, 2, "", 0),
-    (109, L_CLOUD, "energy_forward_a", T_VALUE, 2, "kWh", 0),
-    (110, L_CLOUD, "energy_reverse_a", T_VALUE, 2, "kWh", 0),
-    (112, L_CLOUD, "voltage_b", T_VALUE, 1, "V", 0),
-    (113, L_CLOUD, "current_b", T_VALUE, 3, "A", 0),
-    (114, L_CLOUD, "power_b", T_VALUE, 0, "W", 0),
-    (117, L_CLOUD, "power_factor_b", T_VALUE, 2, "", 0),
-    (118, L_CLOUD, "energy_forward_b", T_VALUE, 2, "kWh", 0),
-    (119, L_CLOUD, "energy_reverse_b", T_VALUE, 2, "kWh", 0),
-    (121, L_CLOUD, "voltage_c", T_VALUE, 1, "V", 0),
-    (122, L_CLOUD, "current_c", T_VALUE, 3, "A", 0),
-    (123, L_CLOUD, "power_c", T_VALUE, 0, "W", 0),
-    (126, L_CLOUD, "power_factor_c", T_VALUE, 2, "", 0),
-    (127, L_CLOUD, "energy_forward_c", T_VALUE, 2, "kWh", 0),
-    (128, L_CLOUD, "energy_reverse_c", T_VALUE, 2, "kWh", 0),
-    (130, L_CLOUD, "current_unbalance", T_VALUE, 0, "%", 0),
+    (102, _L_CLOUD, "report_interval", T_VALUE, 0, "s", _F_WRITE),
+    (103, _L_CLOUD, "voltage_a", T_VALUE, 1, "V", 0),
+    (104, _L_CLOUD, "current_a", T_VALUE, 3, "A", 0),
+    (105, _L_CLOUD, "power_a", T_VALUE, 0, "W", 0),
+    (108, _L_CLOUD, "power_factor_a", T_VALUE, 2, "", 0),
+    (109, _L_CLOUD, "energy_forward_a", T_VALUE, 2, "kWh", 0),
+    (110, _L_CLOUD, "energy_reverse_a", T_VALUE, 2, "kWh", 0),
+    (112, _L_CLOUD, "voltage_b", T_VALUE, 1, "V", 0),
+    (113, _L_CLOUD, "current_b", T_VALUE, 3, "A", 0),
+    (114, _L_CLOUD, "power_b", T_VALUE, 0, "W", 0),
+    (117, _L_CLOUD, "power_factor_b", T_VALUE, 2, "", 0),
+    (118, _L_CLOUD, "energy_forward_b", T_VALUE, 2, "kWh", 0),
+    (119, _L_CLOUD, "energy_reverse_b", T_VALUE, 2, "kWh", 0),
+    (121, _L_CLOUD, "voltage_c", T_VALUE, 1, "V", 0),
+    (122, _L_CLOUD, "current_c", T_VALUE, 3, "A", 0),
+    (123, _L_CLOUD, "power_c", T_VALUE, 0, "W", 0),
+    (126, _L_CLOUD, "power_factor_c", T_VALUE, 2, "", 0),
+    (127, _L_CLOUD, "energy_forward_c", T_VALUE, 2, "kWh", 0),
+    (128, _L_CLOUD, "energy_reverse_c", T_VALUE, 2, "kWh", 0),
+    (130, _L_CLOUD, "current_unbalance", T_VALUE, 0, "%", 0),
 )
+# The rows above are built at import (they name tuya's types: no constant of the .mpy) and
+# held packed, 0.5 KB of heap where the tuples took 2.4: the keys, the units, and 6 bytes a
+# row (dpid, layouts, type, decimals, unit as an index of UNITS, flags). row() and each()
+# build a row's tuple when asked; field(), walk() and at(), for every report and every
+# state, build none.
+UNITS = tuple(sorted(set(r[5] for r in ROWS)))
+KEYS = tuple(r[2] for r in ROWS)
+_P = bytes(b for r in ROWS for b in (r[0], r[1], r[3], r[4], UNITS.index(r[5]), r[6]))
+del ROWS
 
 # The fields of a raw phase DP (6, 7, 8), in order: state key prefix (+ phase), decimals,
 # unit. The 8-byte format has the first three; Tuya's v01/v02 format all six.
@@ -128,24 +138,14 @@ FAULTS = ((), ("", "", "overcurrent", "phase_loss"),
            "undervoltage", "phase_loss", "outage", "magnetism", "credit", "no_balance"),
           ())
 
-# Alarm settings DPs 17/18: (DP, record id, name, threshold min, max); max 0 = no threshold.
-ALARMS = (
-    (17, 1, "overcurrent", 1, 65535), (17, 2, "unbalance", 1, 100), (17, 3, "overvoltage", 1, 65535),
-    (17, 4, "undervoltage", 1, 65535), (17, 5, "phase_loss", 0, 0), (17, 7, "high_power", 1, 65535),
-    (18, 1, "overcurrent", 1, 65535), (18, 2, "unbalance", 1, 100), (18, 3, "overvoltage", 1, 65535),
-    (18, 4, "undervoltage", 1, 65535), (18, 5, "phase_loss", 0, 0), (18, 7, "reverse_power", 0, 0),
-)
+# Alarm settings DPs 17/18: record names by record id (ALARM_NAMES[DP - 17][id]; "" or
+# past the end: unknown, shown as alarm_<id>). The thresholds the alarm command accepts are
+# lib/commands.py's (LIMITS): only a command needs them.
+ALARM_NAMES = (("", "overcurrent", "unbalance", "overvoltage", "undervoltage", "phase_loss", "", "high_power"),
+               ("", "overcurrent", "unbalance", "overvoltage", "undervoltage", "phase_loss", "", "reverse_power"))
 
 # Product keys seen for this family: only a hint, the DPs decide. (key, layout)
 PRODUCT_HINTS = (("kxdr6su0c55p7bbo", V2),)
-
-def alarm(dpid, rid):
-    """(DP, record id, name, min, max) of an alarm record the table knows, or None."""
-    for a in ALARMS:
-        if a[0] == dpid and a[1] == rid:
-            return a
-    return None
-
 
 def phases(layout):
     """How many phases a layout has."""
@@ -164,41 +164,89 @@ def _claimed(user, dpid, key):
     return False
 
 
+def _row(i):
+    j = 6 * i
+    p = _P
+    return (p[j], p[j + 1], KEYS[i], p[j + 2], p[j + 3], UNITS[p[j + 4]], p[j + 5])
+
+
+def rows():
+    """Every row of the table, one by one (for tools and tests)."""
+    for i in range(len(KEYS)):
+        yield _row(i)
+
+
+def _index(dpid, key, layout, user):
+    """The index of the table's row of dpid (or of key, with dpid -1) in a layout that no
+    row of the owner's map shadows, or -1."""
+    p = _P
+    for i in range(len(KEYS)):
+        j = 6 * i
+        if (p[j] == dpid or KEYS[i] == key) and applies(p[j + 1], layout) \
+                and not _claimed(user, p[j], KEYS[i]):
+            return i
+    return -1
+
+
+def walk(layout, user=()):
+    """each()'s rows as numbers, which build no tuple (for what runs at every state): -1 - k
+    for row k of the owner's map, else the index of the table's row. at() reads their fields."""
+    for k in range(len(user)):
+        yield -1 - k
+    p = _P
+    for i in range(len(KEYS)):
+        if applies(p[6 * i + 1], layout) and not _claimed(user, p[6 * i], KEYS[i]):
+            yield i
+
+
+def at(n, f, user=()):
+    """Field f of walk()'s row n."""
+    if n < 0:
+        return user[-1 - n][f]
+    if f == 2:
+        return KEYS[n]
+    v = _P[6 * n + (f if f < 2 else f - 1)]
+    return UNITS[v] if f == 5 else v
+
+
 def each(layout, user=()):
     """The rows that apply to a layout, one by one: the owner's first, then the table's."""
-    for r in user:
-        yield r
-    for r in ROWS:
-        if applies(r[1], layout) and not _claimed(user, r[0], r[2]):
-            yield r
+    for n in walk(layout, user):
+        yield user[-1 - n] if n < 0 else _row(n)
 
 
 def row(dpid, layout, user=()):
     for r in user:
         if r[0] == dpid:
             return r
-    for r in ROWS:
-        if r[0] == dpid and applies(r[1], layout) and not _claimed(user, -1, r[2]):
-            return r
-    return None
+    i = _index(dpid, None, layout, user)
+    return _row(i) if i >= 0 else None
 
 
 def row_for_key(key, layout, user=()):
     for r in user:
         if r[2] == key:
             return r
-    for r in ROWS:
-        if r[2] == key and applies(r[1], layout) and not _claimed(user, r[0], None):
-            return r
-    return None
+    i = _index(-1, key, layout, user)
+    return _row(i) if i >= 0 else None
+
+
+def field(dpid, key, layout, user, f):
+    """Field f of row(dpid, ...) (key None) or of row_for_key(key, ...) (dpid -1), or None
+    when there is no such row. Builds no tuple: for the lookups of every report."""
+    for r in user:
+        if r[0] == dpid or r[2] == key:
+            return r[f]
+    i = _index(dpid, key, layout, user)
+    return at(i, f) if i >= 0 else None
 
 
 def unit_of(key, layout, user=()):
     """The unit of a state key: from its row, else from the raw phase fields (or DP 18's
     report interval) it is decoded from; None for keys that are no reading."""
-    r = row_for_key(key, layout, user)
-    if r is not None:
-        return r[5]
+    u = field(-1, key, layout, user, 5)
+    if u is not None:
+        return u
     if key == "report_interval":
         return "s"
     if key in DAY_KEYS:
@@ -209,6 +257,3 @@ def unit_of(key, layout, user=()):
                 return f[2]
     return None
 
-
-def layout_code(name):
-    return LAYOUTS.index(name) if name in LAYOUTS[1:] else None

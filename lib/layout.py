@@ -1,8 +1,8 @@
 # Which DP layout a meter speaks, decided from what it sends: the evidence in the DPs
 # seen (ranked) and the product key as a hint (lib/reasons.py puts the why in words). The DP ids it looks
-# at come from the table (dptable.ROWS): a new layout's rows are new evidence.
+# at come from the table (dptable.rows()): a new layout's rows are new evidence.
 #
-# Evidence runs on every changed report, so it allocates nothing: it walks tuples of DP
+# Evidence runs on every changed report, so it allocates nothing: it walks strings of DP
 # ids made once at import and reads raw phase fields in place.
 try:
     from micropython import const
@@ -27,7 +27,7 @@ WHY_HIGH = const(7)     # as WHY_ONLY, for the cloud layout's DPs: checked first
 
 
 def _ids(lay):
-    return set(r[0] for r in T.ROWS if T.applies(r[1], lay))
+    return set(r[0] for r in T.rows() if T.applies(r[1], lay))
 
 
 def _others(lay):
@@ -40,24 +40,25 @@ def _others(lay):
 
 def _only(lay):
     """DPs of a layout's rows that no row of another layout (or of all) has."""
-    return tuple(sorted(_ids(lay) - _others(lay)))
+    return bytes(sorted(_ids(lay) - _others(lay)))
 
 
 def _phase_ids(lay):
-    """The V, I, P DP ids of phase A, then B, ... of a layout's value DPs, in one tuple."""
-    return tuple(T.row_for_key(T.PHASE_FIELDS[j][0] + "abc"[k], lay)[0]
+    """The V, I, P DP ids of phase A, then B, ... of a layout's value DPs, in one string."""
+    return bytes(T.row_for_key(T.PHASE_FIELDS[j][0] + "abc"[k], lay)[0]
                  for k in range(T.phases(lay)) for j in range(3))
 
 
+# DP ids (all below 256) are held as bytes, smaller than tuples of ints and read the same.
 # Indexed by layout code (0: none)
-ONLY = ((),) + tuple(_only(lay) for lay in (V2, CLOUD, SPM01))
+ONLY = (b"",) + tuple(_only(lay) for lay in (V2, CLOUD, SPM01))
 # The cloud model has more DPs than the table lists: any DP in the span of its own ones
 # (112..130) that no other layout has is the cloud layout's
 _c = ONLY[CLOUD]
-CLOUD_SPAN = tuple(d for d in range(_c[0], _c[-1] + 1) if d not in _others(CLOUD))
-PHASE_IDS = ((),) + tuple(_phase_ids(lay) for lay in (V2, CLOUD, SPM01))
+CLOUD_SPAN = bytes(d for d in range(_c[0], _c[-1] + 1) if d not in _others(CLOUD))
+PHASE_IDS = (b"",) + tuple(_phase_ids(lay) for lay in (V2, CLOUD, SPM01))
 # DPs of a phase B or C in any layout (raw or value): no single-phase meter sends them
-BEYOND = tuple(sorted(set(r[0] for r in T.ROWS if r[2][-2:] in ("_b", "_c"))))
+BEYOND = bytes(sorted(set(r[0] for r in T.rows() if r[2][-2:] in ("_b", "_c"))))
 RAW_A = T.row_for_key("phase_a", V2)[0]
 _THREE = (V2, CLOUD)  # the three-phase layouts, as a tuple made once
 del _c, _ids, _others, _only, _phase_ids  # needed once: their code leaves the heap

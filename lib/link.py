@@ -22,11 +22,11 @@ EV_DPS = const(8)       # buf[start:start+n] holds DP records
 EV_PRODUCT = const(16)  # product info arrived (link.product_key, link.mcu_version)
 EV_SETUP = const(32)    # the MCU asks for Wi-Fi reset: enter setup mode
 
-HB_FAST = const(1000)      # ms between heartbeats until the MCU answers
-HB_SLOW = const(15000)     # ms between heartbeats while it does
-HB_MISSES = const(3)       # unanswered heartbeats in a row that mean the MCU is gone
-ANSWER_MS = const(300)     # how long a command waits for its answer
-RETRIES = const(2)         # sends after the first before giving up on a command
+_HB_FAST = const(1000)     # ms between heartbeats until the MCU answers
+_HB_SLOW = const(15000)    # ms between heartbeats while it does
+_HB_MISSES = const(3)      # unanswered heartbeats in a row that mean the MCU is gone
+_ANSWER_MS = const(300)    # how long a command waits for its answer
+_RETRIES = const(2)        # sends after the first before giving up on a command
 GAP_MS = const(10)         # quiet time between two frames we send
 QUEUE_MAX = const(8)       # commands waiting; the oldest goes first when full
 
@@ -109,7 +109,7 @@ class Link:
                 ev |= EV_REBOOT
                 self.handshake()
             self.answered = True
-            self._hb_due = _add(now, HB_SLOW)
+            self._hb_due = _add(now, _HB_SLOW)
         elif cmd == tuya.REPORT:
             ev |= EV_DPS
             self._quiet = now
@@ -143,7 +143,10 @@ class Link:
         return ev
 
     def _product(self, data):
-        self.product_info = data.decode() if _utf8(data) else None
+        try:
+            self.product_info = data.decode()
+        except Exception:  # not UTF-8
+            self.product_info = None
         try:
             import json
             info = json.loads(self.product_info)
@@ -179,9 +182,9 @@ class Link:
             return self._tx(now, self._replies.pop(0))
         inf = self._inflight
         if inf is not None:
-            if _diff(now, inf[2]) < ANSWER_MS:
+            if _diff(now, inf[2]) < _ANSWER_MS:
                 return None
-            if inf[3] <= RETRIES and inf[0] != tuya.HEARTBEAT:
+            if inf[3] <= _RETRIES and inf[0] != tuya.HEARTBEAT:
                 self.retries += 1
                 inf[2] = now
                 inf[3] += 1
@@ -192,7 +195,7 @@ class Link:
             else:
                 self.timeouts += 1
         if self._hb_due is None or _diff(now, self._hb_due) >= 0:
-            self._hb_due = _add(now, HB_SLOW if self.online else HB_FAST)
+            self._hb_due = _add(now, _HB_SLOW if self.online else _HB_FAST)
             self._inflight = [tuya.HEARTBEAT, HEARTBEAT_FRAME, now, 1]
             return self._tx(now, HEARTBEAT_FRAME)
         if self.online and self.poll_ms and _diff(now, self._quiet) >= self.poll_ms:
@@ -209,13 +212,13 @@ class Link:
 
     def _missed(self, now):
         self._misses += 1
-        if self.online and self._misses >= HB_MISSES:
+        if self.online and self._misses >= _HB_MISSES:
             self.online = False
             self._queue = []
             self._hb_due = now  # back to the fast rate
             self._ev |= EV_OFFLINE
         elif self.online:
-            self._hb_due = _add(now, HB_FAST)  # ask again soon rather than in 15 s
+            self._hb_due = _add(now, _HB_FAST)  # ask again soon rather than in 15 s
 
     def _tx(self, now, frame):
         self._last_tx = now
@@ -228,10 +231,3 @@ class Link:
         self._ev = 0
         return ev
 
-
-def _utf8(data):
-    try:
-        data.decode()
-        return True
-    except Exception:
-        return False

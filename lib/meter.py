@@ -51,7 +51,7 @@ class Meter:
         self.dps = {}
         self.seq = 0  # bumped on every change of a DP, of the layout or of the shape
         self.user = tuple(user)  # rows of the owner's dps map: they win over the table
-        self.setting = layout if layout == "auto" or T.layout_code(layout) else "auto"
+        self.setting = layout if layout in T.LAYOUTS[1:] else "auto"
         self.layout = T.V2
         self._why = L.WHY_DEFAULT << 16
         self.product_key = None
@@ -62,13 +62,14 @@ class Meter:
         # Every DP that is an energy counter in some layout: the rule runs on each, and the
         # readings of the layout in force show what it believes (DP 109 is current_c on v2)
         ids = []
-        for r in self.user + T.ROWS:
-            if r[5] == "kWh" and r[3] == T_VALUE and r[0] not in ids:
-                ids.append(r[0])
+        for rows in (self.user, T.rows()):
+            for r in rows:
+                if r[5] == "kWh" and r[3] == T_VALUE and r[0] not in ids:
+                    ids.append(r[0])
         self.counters = Counters(ids)
         self.days = None  # days.Days, fed by the firmware's clock
         if self.setting != "auto":
-            self.layout = T.layout_code(self.setting)
+            self.layout = T.LAYOUTS.index(self.setting)
             self._why = L.WHY_FORCED << 16
             self.shape = self.layout
 
@@ -121,8 +122,8 @@ class Meter:
         i = self.counters.slot(d.id)
         if i < 0 or d.type != T_VALUE or d.n != 4:
             return False
-        r = self.row(d.id)
-        if self.counters.report(i, d.value(), r is not None and r[5] == "kWh"):
+        unit = T.field(d.id, None, self.layout, self.user, 5)
+        if self.counters.report(i, d.value(), unit == "kWh"):
             self.seq += 1
             return True
         return False
@@ -158,12 +159,6 @@ class Meter:
             self.shape = shape
             self.seq += 1
 
-    def evidence(self):
-        """(layout, reason) from the DPs themselves, or None."""
-        from reasons import reason
-        why = L.evidence(self.dps, self.user)
-        return (L.layout_of(why), reason(why)) if why else None
-
     @property
     def layout_reason(self):
         from reasons import reason  # the firmware borrows it (report.py): loaded only then
@@ -186,12 +181,8 @@ class Meter:
     def row(self, dpid):
         return T.row(dpid, self.layout, self.user)
 
-    def row_for_key(self, key):
-        return T.row_for_key(key, self.layout, self.user)
-
     def dpid_for_key(self, key):
-        r = self.row_for_key(key)
-        return r[0] if r else None
+        return T.field(-1, key, self.layout, self.user, 0)  # builds no row: every report asks
 
     def unit_of(self, key):
         return T.unit_of(key, self.layout, self.user)
@@ -213,8 +204,8 @@ class Meter:
         ids = []
         raw = L.raw_phase(self.dps, k, self.user)
         for j in range(3):
-            r = self.row_for_key(T.PHASE_FIELDS[j][0] + p)
-            d = self.dps.get(r[0]) if r is not None else None
+            dpid = self.dpid_for_key(T.PHASE_FIELDS[j][0] + p)
+            d = self.dps.get(dpid) if dpid is not None else None
             if d is not None and d.type == T_VALUE:
                 out.append(d.value())
                 ids.append(d.id)
@@ -229,8 +220,8 @@ class Meter:
     def phase_power(self, k):
         """Phase k's active power in W as phase_counts has it, or None; allocates nothing
         (the power history samples it at every report)."""
-        r = self.row_for_key(POWERS[k])
-        d = self.dps.get(r[0]) if r is not None else None
+        dpid = self.dpid_for_key(POWERS[k])
+        d = self.dps.get(dpid) if dpid is not None else None
         if d is not None and d.type == T_VALUE:
             return d.value()
         raw = L.raw_phase(self.dps, k, self.user)
@@ -243,16 +234,21 @@ class Meter:
         ri = False  # report_interval given
         lay = self.layout
         nph = T.phases(lay)
-        for dpid, rl, key, typ, dec, unit, flags in T.each(lay, self.user):
+        user = self.user
+        for n in T.walk(lay, user):  # the rows' fields read in place: no tuple per row
+            flags = T.at(n, 6, user)
             if flags & (T.F_HIDDEN | T.F_PHASE | T.F_ALARMS):
                 continue  # phase DPs feed the per-phase readings, alarms are merged below
+            key = T.at(n, 2, user)
             if nph == 1 and len(key) > 2 and key[-2] == "_" and key[-1] in "bc":
                 continue  # a single-phase meter has no phase B or C
+            dpid = T.at(n, 0, user)
             d = self.dps.get(dpid)
             if d is None:
                 continue
             v = d.value()
-            if unit == "kWh" and d.type == T_VALUE:
+            dec = T.at(n, 4, user)
+            if T.at(n, 5, user) == "kWh" and d.type == T_VALUE:
                 v = self.counters.believed(self.counters.slot(dpid))
                 if v is None:
                     continue
@@ -328,7 +324,7 @@ class Meter:
             key = T.DERIVED[k]
             if have >> (6 * k + 5) & 1:  # power_factor_<phase> given (iter_readings' bits)
                 continue
-            if self.row_for_key(key) is not None:
+            if self.dpid_for_key(key) is not None:
                 continue
             raw = L.raw_phase(self.dps, k, self.user)
             if raw is not None and raw.n != 8:

@@ -5,8 +5,6 @@ import dptable as T
 import layout as L
 import spm02
 
-PHASES = ("a", "b", "c")
-
 
 def warnings(m):
     """The warnings of a meter.Meter's current state, as a list of texts."""
@@ -26,21 +24,25 @@ def warnings(m):
         va = v * abs(i)  # in 0.0001 VA
         if abs(p) * 10000 > va * 105 // 100 + 50000:
             out.append("phase %s: power %d W is more than voltage x current %s VA (DP %s)"
-                       % (PHASES[k].upper(), p, spm02.fmt(va // 10000, 0), _ids(ids)))
+                       % ("ABC"[k], p, spm02.fmt(va // 10000, 0), _ids(ids)))
         if abs(i) > 0 and not (800 <= v <= 3000):
             out.append("phase %s: voltage %s V outside 80..300 V with current flowing (DP %s)"
-                       % (PHASES[k].upper(), spm02.fmt(v, 1), _ids(ids[:2])))
+                       % ("ABC"[k], spm02.fmt(v, 1), _ids(ids[:2])))
     tpid = m.dpid_for_key("power")
     tp = m.count(tpid) if tpid is not None else None
     if complete and tp is not None:
         if abs(total - tp) > max(20, abs(tp) // 20):
             out.append("phase powers add up to %d W but total power is %d W (DP %s)"
                        % (total, tp, _ids(total_ids + [tpid])))
-    for r in T.each(m.layout, m.user):
-        if r[2].startswith("power_factor"):
-            c = m.count(r[0])
-            if c is not None and not (-10 ** r[4] <= c <= 10 ** r[4]):
-                out.append("%s %s outside -1..1 (DP %d)" % (r[2], spm02.fmt(c, r[4]), r[0]))
+    user = m.user
+    for n in T.walk(m.layout, user):
+        key = T.at(n, 2, user)
+        if key.startswith("power_factor"):
+            dpid = T.at(n, 0, user)
+            dec = T.at(n, 4, user)
+            c = m.count(dpid)
+            if c is not None and not (-10 ** dec <= c <= 10 ** dec):
+                out.append("%s %s outside -1..1 (DP %d)" % (key, spm02.fmt(c, dec), dpid))
     if m.setting != "auto":
         why = L.evidence(m.dps, m.user)
         lay = L.layout_of(why) if why else None

@@ -1,6 +1,7 @@
 # Decoders for the SPM02 family's structured DPs: raw phase readings (6, 7, 8) in the
 # 8-byte and Tuya's v01/v02 formats, the fault bitmap (9) and the alarm settings lists
-# (17, 18, with DP 18's report interval record), plus exact number formatting.
+# (17, 18, with DP 18's report interval record), plus exact number formatting. Rewriting
+# an alarm list is the commands' (lib/commands.py).
 # Pure functions on bytes and ints.
 try:
     from micropython import const
@@ -8,11 +9,11 @@ except ImportError:
     def const(x):
         return x
 
-from dptable import FAULTS, ALARMS, REPORT_DP, REPORT_RECORD, alarm
+from dptable import FAULTS, REPORT_DP, REPORT_RECORD, ALARM_NAMES
 from tuya import be_uint
 
 NEG_LIMIT = const(0x100000)   # no real reading reaches 1048 A or 1048 kW: at or above is negative
-NEG_OFFSET = const(0x19999A)  # zigbee SPM02 firmwares send 0x19999A - |x|
+_NEG_OFFSET = const(0x19999A)  # zigbee SPM02 firmwares send 0x19999A - |x|
 
 
 def s24(v):
@@ -23,8 +24,8 @@ def s24(v):
     for any real reading."""
     if v < NEG_LIMIT:
         return v
-    if v <= NEG_OFFSET:
-        return v - NEG_OFFSET
+    if v <= _NEG_OFFSET:
+        return v - _NEG_OFFSET
     return v - 0x1000000
 
 
@@ -32,7 +33,7 @@ def s24_encoding(v):
     """Which negative encoding a 24-bit field used: None, "offset" or "twos"."""
     if v < NEG_LIMIT:
         return None
-    return "offset" if v <= NEG_OFFSET else "twos"
+    return "offset" if v <= _NEG_OFFSET else "twos"
 
 
 def field(buf, start):
@@ -40,18 +41,13 @@ def field(buf, start):
     return s24(be_uint(buf, start, 3))
 
 
-def phase(buf, start=0):
-    """(voltage in 0.1 V, current in 0.001 A, power in W) from 8 raw bytes."""
-    return be_uint(buf, start, 2), field(buf, start + 2), field(buf, start + 5)
-
-
 # Fields of a raw phase DP, as dptable.PHASE_FIELDS lists them
-PH_V = const(0)
-PH_I = const(1)
-PH_P = const(2)
-PH_Q = const(3)
-PH_S = const(4)
-PH_PF = const(5)
+_PH_V = const(0)
+_PH_I = const(1)
+_PH_P = const(2)
+_PH_Q = const(3)
+_PH_S = const(4)
+_PH_PF = const(5)
 # v02's sign byte: bit0 I, bit1 P, bit2 Q, bit3 PF; S has none
 _SIGN_BIT = (0, 1, 2, 4, 0, 8)
 
@@ -67,20 +63,20 @@ def phase_format(raw, n):
 
 
 def phase_field(raw, n, j):
-    """Field j (PH_*) of a raw phase DP of n bytes as a signed count in the unit of
+    """Field j (_PH_*) of a raw phase DP of n bytes as a signed count in the unit of
     dptable.PHASE_FIELDS, or None where the format has no such field. Allocates nothing
     (the layout evidence calls it on every changed report)."""
     fmt = phase_format(raw, n)
     if fmt == 8:
-        if j == PH_V:
+        if j == _PH_V:
             return raw[0] << 8 | raw[1]
-        return field(raw, 2 + 3 * (j - 1)) if j <= PH_P else None
+        return field(raw, 2 + 3 * (j - 1)) if j <= _PH_P else None
     if not fmt:
         return None
-    if j == PH_V:
+    if j == _PH_V:
         return raw[2] << 8 | raw[3]
     # magnitudes: v01 has no signs (all non-negative), v02 a sign bit per field
-    v = raw[16] if j == PH_PF else be_uint(raw, 4 + 3 * (j - 1), 3)
+    v = raw[16] if j == _PH_PF else be_uint(raw, 4 + 3 * (j - 1), 3)
     if fmt == 2 and raw[17] & _SIGN_BIT[j]:
         return -v
     return v
@@ -127,8 +123,8 @@ def alarm_records(raw):
 
 
 def alarm_name(dpid, rid):
-    a = alarm(dpid, rid)
-    return a[2] if a else "alarm_%d" % rid
+    names = ALARM_NAMES[dpid - 17] if dpid == 17 or dpid == 18 else ()
+    return names[rid] if rid < len(names) and names[rid] else "alarm_%d" % rid
 
 
 def alarms(dpid, raw):
@@ -148,38 +144,6 @@ def report_interval(raw, n):
         if raw[i] == REPORT_RECORD:
             return raw[i + 2] << 8 | raw[i + 3]
     return None
-
-
-def encode_alarms(records):
-    out = bytearray()
-    for rid, en, th in records:
-        out.extend(bytes((rid, 1 if en else 0, (th >> 8) & 0xFF, th & 0xFF)))
-    return bytes(out)
-
-
-def find_alarm(name, lists):
-    """(dpid, record id, min, max) for an alarm name; lists is {dpid: raw} of what the
-    meter reported, so a name that both DPs know goes where the meter keeps it."""
-    for dpid, rid, aname, lo, hi in ALARMS:
-        if aname != name:
-            continue
-        raw = lists.get(dpid)
-        if raw is not None and any(r[0] == rid for r in alarm_records(raw)):
-            return dpid, rid, lo, hi
-    return None
-
-
-def set_alarm(raw, rid, enabled=None, threshold=None):
-    """The whole DP 17/18 list again, with one record changed."""
-    recs = []
-    for r, en, th in alarm_records(raw):
-        if r == rid:
-            if enabled is not None:
-                en = 1 if enabled else 0
-            if threshold is not None:
-                th = threshold
-        recs.append((r, en, th))
-    return encode_alarms(recs)
 
 
 def fmt(count, decimals):

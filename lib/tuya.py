@@ -6,6 +6,7 @@
 # a single preallocated buffer and never raises on input: a frame that fails (bad
 # checksum, absurd length, truncated) is counted and its bytes after the first are
 # scanned again, so a good frame that starts inside a broken one is not lost.
+# Encoding DP records is lib/commands.py's (encode_dp): only a command sends DPs.
 try:
     from micropython import const
 except ImportError:
@@ -57,37 +58,6 @@ def encode(cmd, data=b"", ver=0):
         s += f[i]
     f[6 + n] = s & 0xFF
     return bytes(f)
-
-
-def encode_dp(dpid, dptype, value):
-    """One DP record. value: int for bool/value/enum/bitmap, bytes or str for raw/string."""
-    if dptype == T_VALUE:
-        v = value & 0xFFFFFFFF
-        data = bytes((v >> 24, (v >> 16) & 0xFF, (v >> 8) & 0xFF, v & 0xFF))
-    elif dptype == T_BOOL:
-        data = b"\x01" if value else b"\x00"
-    elif dptype == T_ENUM:
-        data = bytes((value & 0xFF,))
-    elif dptype == T_BITMAP:
-        if value < 0x100:
-            n = 1
-        elif value < 0x10000:
-            n = 2
-        else:
-            n = 4
-        data = bytes((value >> (8 * (n - 1 - i))) & 0xFF for i in range(n))
-    elif dptype == T_STRING:
-        data = value.encode() if isinstance(value, str) else bytes(value)
-    elif dptype == T_RAW:
-        data = bytes(value)
-    else:
-        raise ValueError("bad DP type")
-    n = len(data)
-    return bytes((dpid, dptype, n >> 8, n & 0xFF)) + data
-
-
-def set_dp_frame(dpid, dptype, value):
-    return encode(SET_DP, encode_dp(dpid, dptype, value))
 
 
 def be_uint(buf, start, n):
@@ -180,10 +150,6 @@ class Decoder:
         if self.n:
             self.truncated += 1
             self._fail()
-
-    def payload(self):
-        """The current frame's data as a memoryview (allocates; for tools and tests)."""
-        return memoryview(self.buf)[6:6 + self.plen]
 
     def _fail(self):
         # Rescan everything after the failed frame's first byte: buf[1:n] followed by
