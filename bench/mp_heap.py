@@ -14,7 +14,7 @@ RESIDENT = ("asyncio", "ticks", "tuya", "dptable", "spm02", "link", "layout", "p
             "mcu", "history", "energy",
             "firmware", "firmware.log", "firmware.board", "firmware.borrow", "firmware.mculink",
             "firmware.mqtt", "firmware.http", "firmware.keeper", "firmware.app", "umqtt.simple")
-BORROWED = ("report", "reasons", "firmware.status", "firmware.routes", "firmware.announce", "commands", "firmware.mqttcmd", "units", "discovery", "metrics", "firmware.config", "firmware.portal", "files", "firmware.console", "firmware.cfgsave", "firmware.dpsconfig", "firmware.fallback",
+BORROWED = ("report", "reasons", "firmware.status", "firmware.routes", "firmware.announce", "firmware.mqttconn", "commands", "firmware.mqttcmd", "units", "discovery", "metrics", "firmware.config", "firmware.portal", "files", "firmware.console", "firmware.cfgsave", "firmware.dpsconfig", "firmware.fallback",
             "firmware.store", "firmware.history_api", "tz", "days", "otaboot",
             "firmware.probation", "firmware.ota")  # firmware.ota: the OTA receiver, with otaboot (as portal with config)
 # Resident on an ESP32 only (the host's whole job never loads them), measured with the

@@ -3,7 +3,6 @@
 # address is resolved once, and the loop polls it without ever waiting on it.
 import gc
 import os
-import socket
 import time
 
 import asyncio
@@ -50,20 +49,6 @@ class _Sock:
         self.s.close()
 
 
-class _Net:
-    """What umqtt.simple sees as its socket module: sockets that never block for long, and
-    the broker's address as resolved once (getaddrinfo blocks)."""
-
-    def __init__(self, addr):
-        self.addr = addr
-
-    def socket(self, *args):
-        return _Sock(socket.socket(*args))
-
-    def getaddrinfo(self, host, port, *args):
-        return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", self.addr)]
-
-
 class Mqtt:
     def __init__(self, app):
         self.app = app
@@ -103,10 +88,12 @@ class Mqtt:
         while True:
             self.app.beat("mqtt")
             try:
-                self._connect()
-                delay = 1
+                async with TURN:  # its code borrowed: one such job at a time (firmware/borrow.py)
+                    self._connect()
                 await self._session()
             except Exception as e:
+                if self.connected:
+                    delay = 1  # it had connected: the backoff starts again
                 self.last_error = repr(e)
                 log.warn("mqtt: %r; again in %d s", e, delay)
             self._close()
@@ -114,21 +101,9 @@ class Mqtt:
             delay = min(delay * 2, BACKOFF_MAX)
 
     def _connect(self):
-        from umqtt import simple  # imported at start-up by app.main, see there
-        if self._addr is None:
-            self._addr = socket.getaddrinfo(self.cfg["host"], self.cfg["port"])[0][-1]
-        simple.socket = _Net(self._addr)
-        c = simple.MQTTClient(self.node, self.cfg["host"], self.cfg["port"],
-                              user=self.cfg["user"] or None, password=self.cfg["password"] or None,
-                              keepalive=KEEPALIVE_S)
-        c.set_callback(self._message)
-        c.set_last_will(self.base + "/availability", "offline", retain=True)
-        self.client = c
-        c.connect()
-        self.connects += 1
-        self.connected = True
-        self.last_error = None
-        log.info("mqtt: connected to %s:%d", self.cfg["host"], self.cfg["port"])
+        # Not in run: a local there would keep the borrowed module for the session
+        with borrow("firmware.mqttconn") as conn:  # the connect and subscriptions, only while they run
+            conn.connect(self)
 
     def _close(self):
         self.connected = False
@@ -143,10 +118,6 @@ class Mqtt:
     async def _session(self):
         c = self.client
         self._avail = None
-        c.subscribe(self.base + "/cmd/+")
-        c.subscribe(self.prefix + "/status")
-        if self._legacy is not None:
-            c.subscribe(self.prefix + "/+/" + self.node + "/+/config")
         subscribed = time.ticks_ms()
         self._disc_shape = None
         self._seq = -1
@@ -231,9 +202,13 @@ class Mqtt:
                 gc.collect()  # what an answer or a save before left: the code in one piece
                 loaded = False
                 try:
-                    with borrow("firmware.announce", "discovery", "units") as announce:  # only while it runs
+                    with borrow("firmware.announce", "discovery") as announce:  # only while it runs
                         loaded = True
-                        await announce.send(self, m)
+                        announce.send(self, m)
+                    announce = None  # its code gone before the next's comes
+                    if self._legacy is not None:  # then, not together: the old configs cleared
+                        with borrow("firmware.mqttconn") as conn:
+                            await conn.clear_legacy(self)
                     return
                 except MemoryError:
                     if loaded:
@@ -251,8 +226,8 @@ class Mqtt:
             return
         if self._legacy is not None and topic.startswith(self._topic_disc):
             try:
-                with borrow("firmware.announce") as announce:
-                    announce.old_config(self, topic.decode(), msg)
+                with borrow("firmware.mqttconn") as conn:
+                    conn.old_config(self, topic.decode(), msg)
             except Exception as e:  # a topic that is not UTF-8: not one of ours
                 log.warn("mqtt: discovery topic ignored: %r", e)
             return
