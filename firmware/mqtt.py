@@ -2,13 +2,12 @@
 # the host). umqtt.simple blocks, so every socket it gets has a timeout, the broker's
 # address is resolved once, and the loop polls it without ever waiting on it.
 import gc
-import os
 import time
 
 import asyncio
 from micropython import const
 
-from firmware import board, log
+from firmware import log
 from firmware.borrow import borrow, TURN
 
 TIMEOUT_S = const(2)     # longest any single socket call may block the loop
@@ -17,7 +16,6 @@ BURST_MS = const(30)     # a report burst is over when the UART was quiet this l
 POLL_MS = const(20)
 BACKOFF_MAX = const(60)
 LEGACY_MS = const(1000)  # retained configs of earlier versions arrive within this after subscribing
-DEVICE_MS = const(300000)  # B/device (the device's health): at connect and this often
 
 
 class _Sock:
@@ -29,6 +27,11 @@ class _Sock:
     def __init__(self, s):
         self.s = s
         s.settimeout(TIMEOUT_S)
+        # the rest is the socket's own: no call of ours in between
+        self.connect = s.connect
+        self.read = s.read
+        self.write = s.write
+        self.close = s.close
 
     def settimeout(self, t):
         self.s.settimeout(TIMEOUT_S if t is None or t > TIMEOUT_S else t)
@@ -36,49 +39,11 @@ class _Sock:
     def setblocking(self, flag):
         self.s.settimeout(TIMEOUT_S if flag else 0)
 
-    def connect(self, addr):
-        self.s.connect(addr)
-
-    def read(self, n):
-        return self.s.read(n)
-
-    def write(self, buf, n=-1):
-        return self.s.write(buf) if n < 0 else self.s.write(buf, n)
-
-    def close(self):
-        self.s.close()
-
 
 class Mqtt:
     def __init__(self, app):
-        self.app = app
-        m = app.cfg["mqtt"]
-        self.cfg = m
-        self.base = m["base_topic"]
-        self.prefix = m["discovery_prefix"]
-        self.node = app.node_id
-        self.client = None
-        self.connected = False
-        self.last_error = None
-        self.publishes = 0
-        self.mem_waits = 0  # announces that waited for room in the heap for their code
-        self.connects = 0
-        self.commands_ok = 0
-        self.commands_bad = 0
-        self._addr = None
-        self._seq = -1          # meter.seq of the last state published
-        self._disc_shape = None  # meter shape (layout and extras) whose entities are announced
-        self._disc_due = False
-        # Per-entity discovery configs of earlier versions, found on the broker: migrated to
-        # the device message (their entities and history kept), then cleared. Looked for in
-        # the first session after boot; None once done.
-        self._legacy = []
-        self.device_ms = DEVICE_MS
-        if not board.ESP32 and os.getenv("SPM02_DEVICE_MS"):  # host-only test hook
-            self.device_ms = int(os.getenv("SPM02_DEVICE_MS"))
-        self._topic_cmd = (self.base + "/cmd/").encode()
-        self._topic_ha = (self.prefix + "/status").encode()
-        self._topic_disc = (self.prefix + "/").encode()
+        with borrow("firmware.mqttconn") as conn:  # its code only while it runs
+            conn.init(self, app)
 
     async def run(self):
         if not self.cfg["host"]:

@@ -1,13 +1,50 @@
-# The MQTT session's start (firmware/mqtt.py runs the session): the broker's address, the
-# client connected with its last will, the subscriptions, and an earlier version's configs
-# that arrive retained right after. Loaded only while one of these runs, never together
-# with discovery's code (firmware/announce.py).
+# What MQTT (firmware/mqtt.py: the session) does rarely: its settings at start, the
+# broker's address, the client connected with its last will, the subscriptions, and an
+# earlier version's discovery configs (they arrive retained right after subscribing).
+# Loaded only while one of these runs, never together with discovery's code
+# (firmware/announce.py).
+import os
 import socket
 
-from firmware import log
+from micropython import const
+
+from firmware import board, log
 from firmware.mqtt import _Sock, KEEPALIVE_S
 
-LEGACY_MAX = 80  # more than any version announced
+LEGACY_MAX = const(80)  # more than any version announced
+DEVICE_MS = const(300000)  # B/device (the device's health): at connect and this often
+
+
+def init(q, app):
+    """The Mqtt object's settings and counters."""
+    q.app = app
+    m = app.cfg["mqtt"]
+    q.cfg = m
+    q.base = m["base_topic"]
+    q.prefix = m["discovery_prefix"]
+    q.node = app.node_id
+    q.client = None
+    q.connected = False
+    q.last_error = None
+    q.publishes = 0
+    q.mem_waits = 0  # announces that waited for room in the heap for their code
+    q.connects = 0
+    q.commands_ok = 0
+    q.commands_bad = 0
+    q._addr = None
+    q._seq = -1          # meter.seq of the last state published
+    q._disc_shape = None  # meter shape (layout and extras) whose entities are announced
+    q._disc_due = False
+    # Per-entity discovery configs of earlier versions, found on the broker: migrated to
+    # the device message (their entities and history kept), then cleared. Looked for in
+    # the first session after boot; None once done.
+    q._legacy = []
+    q.device_ms = DEVICE_MS
+    if not board.ESP32 and os.getenv("SPM02_DEVICE_MS"):  # host-only test hook
+        q.device_ms = int(os.getenv("SPM02_DEVICE_MS"))
+    q._topic_cmd = (q.base + "/cmd/").encode()
+    q._topic_ha = (q.prefix + "/status").encode()
+    q._topic_disc = (q.prefix + "/").encode()
 
 
 class _Net:
