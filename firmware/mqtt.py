@@ -10,6 +10,10 @@ from micropython import const
 from firmware import log
 from firmware.borrow import borrow, TURN
 
+TYPE_CHECKING = const(0)  # pyright reads this block (and the annotations); MicroPython compiles none of it
+if TYPE_CHECKING:
+    from typing import Any
+
 TIMEOUT_S = const(2)     # longest any single socket call may block the loop
 KEEPALIVE_S = const(60)
 BURST_MS = const(30)     # a report burst is over when the UART was quiet this long
@@ -41,6 +45,31 @@ class _Sock:
 
 
 class Mqtt:
+    # set by firmware/mqttconn.py's init(), whose code is in the heap only while it runs
+    app: Any
+    cfg: dict
+    base: str
+    prefix: str
+    node: str
+    client: Any
+    connected: bool
+    last_error: Any
+    publishes: int
+    mem_waits: int
+    connects: int
+    commands_ok: int
+    commands_bad: int
+    device_ms: int
+    _addr: Any
+    _seq: int
+    _disc_shape: Any
+    _disc_due: bool
+    _legacy: Any
+    _avail: Any
+    _topic_cmd: bytes
+    _topic_ha: bytes
+    _topic_disc: bytes
+
     def __init__(self, app):
         with borrow("firmware.mqttconn") as conn:  # its code only while it runs
             conn.init(self, app)

@@ -44,8 +44,8 @@ class LwipSocket:  # fake of socket.socket
     def read(self, __n):
         return b""
 
-    def write(self, __buf, __n=-1):
-        return len(__buf) if __n < 0 else __n
+    def write(self, __buf):
+        return len(__buf)
 
 
 class LwipModule:  # fake of module socket
