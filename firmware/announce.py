@@ -1,6 +1,7 @@
 # Home Assistant discovery over MQTT: the device message (lib/discovery.py builds it) with
 # the status page's address in it. Loaded only while an announcement is made; the move of
 # an earlier version's per-entity configs is firmware/mqttconn.py's, loaded after this.
+import discovery  # with this module: no room for either, and the announcement waits for it (mqtt._announce)
 from firmware import log
 
 
@@ -24,7 +25,6 @@ def send(q, m):
     """The device-based discovery message: every entity of the meter's shape, those of
     another layout or shape (phases a single-phase meter does not have) as removals.
     The per-entity configs of earlier versions are cleared after it (mqttconn.clear_legacy)."""
-    import discovery  # here: bench/mp_heap.py's figure of this module is its own
     q._disc_due = False
     app = q.app
     args = (m.layout, m.user, m.shape, q.node, q.base, app.cfg["name"], app.version, page_url(app),
