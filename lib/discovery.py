@@ -19,35 +19,31 @@ GET = "{{ value_json.get('%s') }}"  # a reading not there yet renders None (unkn
 FIELD = "{{ value_json.%s }}"
 
 
-def sensor_keys(layout, user=(), shape=0):
-    """The keys of the readings a meter of this layout (and shape) can have."""
+def entities(layout, user=(), shape=0, wifi=False):
+    """(component, object_id, {config without topics and device}) for every entity; wifi:
+    the device has Wi-Fi (its signal is an entity)."""
+    # the keys of the readings a meter of this layout (and shape) can have
     nph = T.phases(layout)
-    out = []
+    single = nph == 1
+    keys = []
     for r in T.each(layout, user):
         key = r[2]
         if r[6] & (T.F_HIDDEN | T.F_PHASE | T.F_ALARMS) or key == "locating" \
-                or key == "report_interval" or key in out \
+                or key == "report_interval" or key in keys \
                 or len(key) > 2 and key[-2] == "_" and "abc".find(key[-1]) >= nph:  # a phase it has not
             continue
-        if nph == 1 and r[1] == T.ANY and r[0] in T.SPM01_MAYBE \
+        if single and r[1] == T.ANY and r[0] in T.SPM01_MAYBE \
                 and not shape & (T.X_SEEN << T.SPM01_MAYBE.index(r[0])):
             continue  # a common row a single-phase meter has not sent (yet)
-        out.append(key)
+        keys.append(key)
     for k in range(nph):
         for j in range(6):
             key = T.PHASE_FIELDS[j][0] + "abc"[k]
             # reactive and apparent power come only with the v01/v02 raw format; a power
             # factor always (the layout's, the meter's own or derived)
-            if key not in out and (j == 5 or j < 3 or shape & (T.X_PHASE << k)):
-                out.append(key)
-    return out + list(T.DAY_KEYS)  # today, yesterday, month of the energy totals
-
-
-def entities(layout, user=(), shape=0, wifi=False):
-    """(component, object_id, {config without topics and device}) for every entity; wifi:
-    the device has Wi-Fi (its signal is an entity)."""
-    single = T.phases(layout) == 1
-    for key in sensor_keys(layout, user, shape):
+            if key not in keys and (j == 5 or j < 3 or shape & (T.X_PHASE << k)):
+                keys.append(key)
+    for key in keys + list(T.DAY_KEYS):  # and today, yesterday, month of the energy totals
         # "voltage_a" -> "Voltage A" ("Voltage" on a single-phase meter), "energy_forward" -> "Energy forward"
         name = key.split("_")
         if len(name) > 1 and name[-1] in ("a", "b", "c"):
