@@ -14,9 +14,10 @@ RESIDENT = ("asyncio", "ticks", "tuya", "dptable", "spm02", "link", "layout", "p
             "mcu", "history", "energy",
             "firmware", "firmware.log", "firmware.board", "firmware.borrow", "firmware.mculink",
             "firmware.mqtt", "firmware.http", "firmware.keeper", "firmware.app", "umqtt.simple")
-BORROWED = ("report", "reasons", "firmware.status", "firmware.routes", "firmware.announce", "commands", "firmware.mqttcmd", "units", "discovery", "metrics", "firmware.config", "firmware.portal", "files", "firmware.console", "firmware.cfgsave", "firmware.dpsconfig", "firmware.fallback",
+BORROWED = ("report", "reasons", "firmware.status", "firmware.routes", "discovery", "firmware.announce", "firmware.mqttconn", "commands", "firmware.mqttcmd", "units", "metrics", "firmware.config", "firmware.portal", "files", "firmware.console", "firmware.cfgsave", "firmware.dpsconfig", "firmware.fallback",
             "firmware.store", "firmware.history_api", "firmware.scrape", "tz", "days", "otaboot",
-            "firmware.probation", "firmware.ota", "firmware.start")  # firmware.ota: the OTA receiver, with otaboot (as portal with config)
+            "firmware.probation", "firmware.ota", "firmware.start")  # firmware.ota: the OTA receiver, with otaboot (as portal with config);
+# firmware.announce with discovery (the whole of Home Assistant's announcement)
 # Resident on an ESP32 only (the host's whole job never loads them), measured with the
 # fakes of machine and network that the host tests use
 ESP32_ONLY = ("firmware.esp32", "firmware.health", "firmware.wifi")

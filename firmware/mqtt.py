@@ -2,15 +2,17 @@
 # the host). umqtt.simple blocks, so every socket it gets has a timeout, the broker's
 # address is resolved once, and the loop polls it without ever waiting on it.
 import gc
-import os
-import socket
 import time
 
 import asyncio
 from micropython import const
 
-from firmware import board, log
+from firmware import log
 from firmware.borrow import borrow, TURN
+
+TYPE_CHECKING = const(0)  # pyright reads this block (and the annotations); MicroPython compiles none of it
+if TYPE_CHECKING:
+    from typing import Any
 
 TIMEOUT_S = const(2)     # longest any single socket call may block the loop
 KEEPALIVE_S = const(60)
@@ -18,7 +20,6 @@ BURST_MS = const(30)     # a report burst is over when the UART was quiet this l
 POLL_MS = const(20)
 BACKOFF_MAX = const(60)
 LEGACY_MS = const(1000)  # retained configs of earlier versions arrive within this after subscribing
-DEVICE_MS = const(300000)  # B/device (the device's health): at connect and this often
 
 
 class _Sock:
@@ -30,6 +31,11 @@ class _Sock:
     def __init__(self, s):
         self.s = s
         s.settimeout(TIMEOUT_S)
+        # the rest is the socket's own: no call of ours in between
+        self.connect = s.connect
+        self.read = s.read
+        self.write = s.write
+        self.close = s.close
 
     def settimeout(self, t):
         self.s.settimeout(TIMEOUT_S if t is None or t > TIMEOUT_S else t)
@@ -37,63 +43,36 @@ class _Sock:
     def setblocking(self, flag):
         self.s.settimeout(TIMEOUT_S if flag else 0)
 
-    def connect(self, addr):
-        self.s.connect(addr)
-
-    def read(self, n):
-        return self.s.read(n)
-
-    def write(self, buf, n=-1):
-        return self.s.write(buf) if n < 0 else self.s.write(buf, n)
-
-    def close(self):
-        self.s.close()
-
-
-class _Net:
-    """What umqtt.simple sees as its socket module: sockets that never block for long, and
-    the broker's address as resolved once (getaddrinfo blocks)."""
-
-    def __init__(self, addr):
-        self.addr = addr
-
-    def socket(self, *args):
-        return _Sock(socket.socket(*args))
-
-    def getaddrinfo(self, host, port, *args):
-        return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", self.addr)]
-
 
 class Mqtt:
+    # set by firmware/mqttconn.py's init(), whose code is in the heap only while it runs
+    app: Any
+    cfg: dict
+    base: str
+    prefix: str
+    node: str
+    client: Any
+    connected: bool
+    last_error: Any
+    publishes: int
+    mem_waits: int
+    connects: int
+    commands_ok: int
+    commands_bad: int
+    device_ms: int
+    _addr: Any
+    _seq: int
+    _disc_shape: Any
+    _disc_due: bool
+    _legacy: Any
+    _avail: Any
+    _topic_cmd: bytes
+    _topic_ha: bytes
+    _topic_disc: bytes
+
     def __init__(self, app):
-        self.app = app
-        m = app.cfg["mqtt"]
-        self.cfg = m
-        self.base = m["base_topic"]
-        self.prefix = m["discovery_prefix"]
-        self.node = app.node_id
-        self.client = None
-        self.connected = False
-        self.last_error = None
-        self.publishes = 0
-        self.mem_waits = 0  # announces that waited for room in the heap for their code
-        self.connects = 0
-        self.commands_ok = 0
-        self.commands_bad = 0
-        self._addr = None
-        self._seq = -1          # meter.seq of the last state published
-        self._disc_shape = None  # meter shape (layout and extras) whose entities are announced
-        self._disc_due = False
-        # Per-entity discovery configs of earlier versions, found on the broker: migrated to
-        # the device message (their entities and history kept), then cleared. Looked for in
-        # the first session after boot; None once done.
-        self._legacy = []
-        self.device_ms = DEVICE_MS
-        if not board.ESP32 and os.getenv("SPM02_DEVICE_MS"):  # host-only test hook
-            self.device_ms = int(os.getenv("SPM02_DEVICE_MS"))
-        self._topic_cmd = (self.base + "/cmd/").encode()
-        self._topic_ha = (self.prefix + "/status").encode()
-        self._topic_disc = (self.prefix + "/").encode()
+        with borrow("firmware.mqttconn") as conn:  # its code only while it runs
+            conn.init(self, app)
 
     async def run(self):
         if not self.cfg["host"]:
@@ -103,10 +82,12 @@ class Mqtt:
         while True:
             self.app.beat("mqtt")
             try:
-                self._connect()
-                delay = 1
+                async with TURN:  # its code borrowed: one such job at a time (firmware/borrow.py)
+                    self._connect()
                 await self._session()
             except Exception as e:
+                if self.connected:
+                    delay = 1  # it had connected: the backoff starts again
                 self.last_error = repr(e)
                 log.warn("mqtt: %r; again in %d s", e, delay)
             self._close()
@@ -114,21 +95,9 @@ class Mqtt:
             delay = min(delay * 2, BACKOFF_MAX)
 
     def _connect(self):
-        from umqtt import simple  # imported at start-up by app.main, see there
-        if self._addr is None:
-            self._addr = socket.getaddrinfo(self.cfg["host"], self.cfg["port"])[0][-1]
-        simple.socket = _Net(self._addr)
-        c = simple.MQTTClient(self.node, self.cfg["host"], self.cfg["port"],
-                              user=self.cfg["user"] or None, password=self.cfg["password"] or None,
-                              keepalive=KEEPALIVE_S)
-        c.set_callback(self._message)
-        c.set_last_will(self.base + "/availability", "offline", retain=True)
-        self.client = c
-        c.connect()
-        self.connects += 1
-        self.connected = True
-        self.last_error = None
-        log.info("mqtt: connected to %s:%d", self.cfg["host"], self.cfg["port"])
+        # Not in run: a local there would keep the borrowed module for the session
+        with borrow("firmware.mqttconn") as conn:  # the connect and subscriptions, only while they run
+            conn.connect(self)
 
     def _close(self):
         self.connected = False
@@ -143,10 +112,6 @@ class Mqtt:
     async def _session(self):
         c = self.client
         self._avail = None
-        c.subscribe(self.base + "/cmd/+")
-        c.subscribe(self.prefix + "/status")
-        if self._legacy is not None:
-            c.subscribe(self.prefix + "/+/" + self.node + "/+/config")
         subscribed = time.ticks_ms()
         self._disc_shape = None
         self._seq = -1
@@ -231,9 +196,13 @@ class Mqtt:
                 gc.collect()  # what an answer or a save before left: the code in one piece
                 loaded = False
                 try:
-                    with borrow("firmware.announce", "discovery", "units") as announce:  # only while it runs
+                    with borrow("firmware.announce", "discovery") as announce:  # only while it runs
                         loaded = True
-                        await announce.send(self, m)
+                        announce.send(self, m)
+                    announce = None  # its code gone before the next's comes
+                    if self._legacy is not None:  # then, not together: the old configs cleared
+                        with borrow("firmware.mqttconn") as conn:
+                            await conn.clear_legacy(self)
                     return
                 except MemoryError:
                     if loaded:
@@ -251,8 +220,8 @@ class Mqtt:
             return
         if self._legacy is not None and topic.startswith(self._topic_disc):
             try:
-                with borrow("firmware.announce") as announce:
-                    announce.old_config(self, topic.decode(), msg)
+                with borrow("firmware.mqttconn") as conn:
+                    conn.old_config(self, topic.decode(), msg)
             except Exception as e:  # a topic that is not UTF-8: not one of ours
                 log.warn("mqtt: discovery topic ignored: %r", e)
             return

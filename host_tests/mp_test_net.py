@@ -7,7 +7,7 @@ import sys
 if "." not in sys.path:
     sys.path.append(".")  # `from firmware import ...`
 
-from firmware import http, mqtt
+from firmware import http, mqtt, mqttconn
 
 SO_REUSEADDR = 4
 LWIP_OPTIONS = (SO_REUSEADDR, 0x20, 0x19, 1, 0x400)  # REUSEADDR, BROADCAST, BINDTODEVICE, NODELAY, ADD_MEMBERSHIP
@@ -37,6 +37,15 @@ class LwipSocket:  # fake of socket.socket
 
     def close(self):
         self.calls.append(("close",))
+
+    def connect(self, __addr):
+        self.calls.append(("connect", __addr))
+
+    def read(self, __n):
+        return b""
+
+    def write(self, __buf):
+        return len(__buf)
 
 
 class LwipModule:  # fake of module socket
@@ -107,13 +116,13 @@ def test_mqtt_socket_never_blocks_longer_than_its_timeout():
 
 
 def test_mqtt_net_gives_umqtt_wrapped_sockets_and_the_resolved_address():
-    net = mqtt._Net(("192.0.2.7", 1883))
-    old = mqtt.socket
+    net = mqttconn._Net(("192.0.2.7", 1883))
+    old = mqttconn.socket
     fake = LwipModule()
-    mqtt.socket = fake
+    mqttconn.socket = fake
     try:
         s = net.socket()
     finally:
-        mqtt.socket = old
+        mqttconn.socket = old
     assert isinstance(s, mqtt._Sock) and fake.made[0].timeout == mqtt.TIMEOUT_S
     assert net.getaddrinfo("broker.lan", 1883)[0][-1] == ("192.0.2.7", 1883)  # no DNS again

@@ -177,3 +177,16 @@ def test_the_day_keys_are_energy_sensors_in_every_layout():
                                          c["suggested_display_precision"]) == ("kWh", "energy", "total_increasing", 2)
             assert c["value_template"] == "{{ value_json.get('%s') }}" % key
     assert by_id(T.SPM01)["energy_forward_today"][1]["name"] == "Energy forward today"
+
+
+def test_device_and_state_classes_agree_with_the_units_table():
+    # discovery keeps its own copy of the device classes (lib/units.py is not loaded with
+    # it): every unit, known or not, with and without a power_factor key, as units.classes
+    import units
+    for unit in [u[0] for u in units.UNITS] + ["degC", "kW", "V:voltage|A"]:
+        for key in ("power_factor_x", "x_" + unit):
+            user = ((140, T.ANY, key, T_VALUE, 1, unit, 0),)
+            c = by_id(T.V2, user)[key][1]
+            dc, sc, _ = units.classes(key, unit)
+            assert (c.get("device_class"), c.get("state_class")) == (dc, sc), (key, unit)
+            assert c.get("unit_of_measurement") == (unit or None), (key, unit)

@@ -1,131 +1,89 @@
 # Home Assistant MQTT discovery, derived from the DP table (and the owner's dps map):
 # one entity per reading the meter's shape (layout, phases, extras) can have, plus
-# buttons and controls for the commands.
+# buttons and controls for the commands. Loaded only while discovery runs: the little code
+# it needs is all here (no lib/units.py), since its load is the heap's peak.
 import json
 
 import dptable as T
-from units import classes
 from tuya import T_BOOL, T_VALUE
 
 # Diagnostic entities: about the link and electrical detail, not the readings people watch
 DIAGNOSTIC = ("device_id", "faults", "frequency", "power_factor", "current_unbalance")
 DIAGNOSTIC_PHASE = ("power_factor_", "reactive_power_", "apparent_power_")
 ORIGIN = "spm02-firmware"
-
-
-def name_of(key, single=False):
-    """"voltage_a" -> "Voltage A" ("Voltage" on a single-phase meter),
-    "energy_forward" -> "Energy forward"."""
-    parts = key.split("_")
-    if len(parts) > 1 and parts[-1] in ("a", "b", "c"):
-        if single:
-            parts.pop()
-        else:
-            parts[-1] = parts[-1].upper()
-    s = " ".join(parts)
-    return s[0].upper() + s[1:]
-
-
-def _phase(key):
-    """0, 1, 2 for a key of phase A, B, C; -1 for others."""
-    if len(key) > 2 and key[-2] == "_":
-        return "abc".find(key[-1])
-    return -1
-
-
-def _may(r, nph, shape):
-    """False for a common row a single-phase meter has not sent (yet)."""
-    if nph > 1 or r[1] != T.ANY or r[0] not in T.SPM01_MAYBE:
-        return True
-    return shape & (T.X_SEEN << T.SPM01_MAYBE.index(r[0]))
-
-
-def _decimals(key):
-    """Decimals of a per-phase reading from a raw phase DP (no row of its own)."""
-    for prefix, dec, _ in T.PHASE_FIELDS:
-        if key.startswith(prefix) and len(key) == len(prefix) + 1:
-            return dec
-    return T.DERIVED_DECIMALS
-
-
-def sensor_keys(layout, user=(), shape=0):
-    """The keys of the readings a meter of this layout (and shape) can have."""
-    nph = T.phases(layout)
-    out = []
-    for r in T.each(layout, user):
-        key = r[2]
-        if r[6] & (T.F_HIDDEN | T.F_PHASE | T.F_ALARMS) or key == "locating" \
-                or key == "report_interval" or _phase(key) >= nph or key in out \
-                or not _may(r, nph, shape):
-            continue
-        out.append(key)
-    for k in range(nph):
-        for j in range(6):
-            key = T.PHASE_FIELDS[j][0] + "abc"[k]
-            # reactive and apparent power come only with the v01/v02 raw format; a power
-            # factor always (the layout's, the meter's own or derived)
-            if key not in out and (j == 5 or j < 3 or shape & (T.X_PHASE << k)):
-                out.append(key)
-    return out + list(T.DAY_KEYS)  # today, yesterday, month of the energy totals
-
-
-def health(wifi):
-    """The device's own health, read from B/device ("~/device"): diagnostic entities; the
-    Wi-Fi signal only where there is Wi-Fi."""
-    for oid, name, extra in (
-            ("uptime", "Uptime", {"device_class": "duration", "unit_of_measurement": "s",
-                                  "value_template": "{{ value_json.uptime_s }}"}),
-            ("mem_free", "Free heap", {"device_class": "data_size", "unit_of_measurement": "B",
-                                       "state_class": "measurement", "icon": "mdi:memory",
-                                       "value_template": "{{ value_json.mem_free }}"}),
-            ("reset_cause", "Last restart cause", {"icon": "mdi:restart",
-                                                   "value_template": "{{ value_json.reset_cause }}"}),
-            ("link_errors", "Link errors", {"state_class": "total_increasing", "icon": "mdi:alert-outline",
-                                            "value_template": "{{ value_json.link_errors }}"}),
-            ("rssi", "Wi-Fi signal", {"device_class": "signal_strength", "unit_of_measurement": "dBm",
-                                      "state_class": "measurement",
-                                      "value_template": "{{ value_json.get('rssi') }}"})):
-        if oid == "rssi" and not wifi:
-            return
-        extra["name"] = name
-        extra["entity_category"] = "diagnostic"
-        extra["state_topic"] = "~/device"
-        yield "sensor", oid, extra
+# Home Assistant's device class by unit, as in lib/units.py ("" only for power_factor keys;
+# test_discovery checks the two agree): unit, class, unit, class...
+DEVICE_CLASS = ("V", "voltage", "A", "current", "W", "power", "var", "reactive_power", "VA", "apparent_power",
+                "kWh", "energy", "Hz", "frequency", "", "power_factor")
+GET = "{{ value_json.get('%s') }}"  # a reading not there yet renders None (unknown), not an error
+FIELD = "{{ value_json.%s }}"
 
 
 def entities(layout, user=(), shape=0, wifi=False):
     """(component, object_id, {config without topics and device}) for every entity; wifi:
     the device has Wi-Fi (its signal is an entity)."""
-    single = T.phases(layout) == 1
-    for key in sensor_keys(layout, user, shape):
-        c = {"name": name_of(key, single)}
+    # the keys of the readings a meter of this layout (and shape) can have
+    nph = T.phases(layout)
+    single = nph == 1
+    keys = []
+    for r in T.each(layout, user):
+        key = r[2]
+        if r[6] & (T.F_HIDDEN | T.F_PHASE | T.F_ALARMS) or key == "locating" \
+                or key == "report_interval" or key in keys \
+                or len(key) > 2 and key[-2] == "_" and "abc".find(key[-1]) >= nph:  # a phase it has not
+            continue
+        if single and r[1] == T.ANY and r[0] in T.SPM01_MAYBE \
+                and not shape & (T.X_SEEN << T.SPM01_MAYBE.index(r[0])):
+            continue  # a common row a single-phase meter has not sent (yet)
+        keys.append(key)
+    for k in range(nph):
+        for j in range(6):
+            key = T.PHASE_FIELDS[j][0] + "abc"[k]
+            # reactive and apparent power come only with the v01/v02 raw format; a power
+            # factor always (the layout's, the meter's own or derived)
+            if key not in keys and (j == 5 or j < 3 or shape & (T.X_PHASE << k)):
+                keys.append(key)
+    for key in keys + list(T.DAY_KEYS):  # and today, yesterday, month of the energy totals
+        # "voltage_a" -> "Voltage A" ("Voltage" on a single-phase meter), "energy_forward" -> "Energy forward"
+        name = key.split("_")
+        if len(name) > 1 and name[-1] in ("a", "b", "c"):
+            if single:
+                name.pop()
+            else:
+                name[-1] = name[-1].upper()
+        name = " ".join(name)
+        c = {"name": name[0].upper() + name[1:]}
         r = T.row_for_key(key, layout, user)
-        typ = r[3] if r is not None else T_VALUE
+        if r is None:  # a field of a raw phase DP, or a day's total: a value with no row of its own
+            dec = 2 if key in T.DAY_KEYS else T.DERIVED_DECIMALS
+            for f in T.PHASE_FIELDS:
+                if key[:-1] == f[0]:
+                    dec = f[1]
+            r = (0, 0, key, T_VALUE, dec, T.unit_of(key, layout, user))
         comp = "sensor"
         if key == "faults":
             c["value_template"] = "{{ value_json.faults | join(', ') if value_json.faults else 'none' }}"
             c["icon"] = "mdi:alert"
         elif key == "device_id":
-            c["value_template"] = "{{ value_json.device_id }}"
+            c["value_template"] = FIELD % key
             c["entity_category"] = "diagnostic"
-        elif typ == T_BOOL:
+        elif r[3] == T_BOOL:
             comp = "binary_sensor"
             c["value_template"] = "{{ 'ON' if value_json.get('%s') else 'OFF' }}" % key
         else:
-            # get(): a reading not there yet (a derived power factor at 0 A) renders None,
-            # which Home Assistant shows as unknown instead of logging a template error
-            c["value_template"] = "{{ value_json.get('%s') }}" % key
-            unit = T.unit_of(key, layout, user)
-            if typ == T_VALUE and unit is not None:
-                dc, sc, _ = classes(key, unit)
+            c["value_template"] = GET % key
+            unit = r[5]
+            if r[3] == T_VALUE and unit is not None:
                 if unit:
                     c["unit_of_measurement"] = unit
-                if dc:
-                    c["device_class"] = dc
-                if sc:
-                    c["state_class"] = sc
+                if unit or key.startswith("power_factor"):  # unitless is a power factor only for these
+                    for i in range(0, len(DEVICE_CLASS), 2):
+                        if DEVICE_CLASS[i] == unit:
+                            c["device_class"] = DEVICE_CLASS[i + 1]
+                if unit != "s":
+                    c["state_class"] = "total_increasing" if unit == "kWh" else "measurement"
                 # as many decimals as the meter's count has: 231.7 V, 5.002 A, 12.34 kWh
-                c["suggested_display_precision"] = r[4] if r is not None else 2 if key in T.DAY_KEYS else _decimals(key)
+                c["suggested_display_precision"] = r[4]
         if key in DIAGNOSTIC or key[:-1] in DIAGNOSTIC_PHASE:
             c["entity_category"] = "diagnostic"
         yield comp, key, c
@@ -134,7 +92,23 @@ def entities(layout, user=(), shape=0, wifi=False):
                                  "value_template": "{{ value_json.warnings | length }}",
                                  "json_attributes_topic": "~/state",
                                  "json_attributes_template": "{{ {'warnings': value_json.warnings} | tojson }}"}
-    yield from health(wifi)
+    # The device's own health, read from B/device ("~/device"): diagnostic entities; the
+    # Wi-Fi signal only where there is Wi-Fi
+    for oid, field, c in (
+            ("uptime", "uptime_s", {"name": "Uptime", "device_class": "duration", "unit_of_measurement": "s"}),
+            ("mem_free", "mem_free", {"name": "Free heap", "device_class": "data_size", "unit_of_measurement": "B",
+                                      "state_class": "measurement", "icon": "mdi:memory"}),
+            ("reset_cause", "reset_cause", {"name": "Last restart cause", "icon": "mdi:restart"}),
+            ("link_errors", "link_errors", {"name": "Link errors", "state_class": "total_increasing",
+                                            "icon": "mdi:alert-outline"}),
+            ("rssi", None, {"name": "Wi-Fi signal", "device_class": "signal_strength", "unit_of_measurement": "dBm",
+                            "state_class": "measurement", "value_template": GET % "rssi"})):
+        if field or wifi:
+            if field:
+                c["value_template"] = FIELD % field
+            c["entity_category"] = "diagnostic"
+            c["state_topic"] = "~/device"
+            yield "sensor", oid, c
     for cmd, name, icon in (("query_state", "Query state", "mdi:database-refresh"),
                             ("refresh", "Refresh", "mdi:refresh"),
                             ("clear_energy", "Clear energy counters", "mdi:delete-forever")):
@@ -154,7 +128,7 @@ def entities(layout, user=(), shape=0, wifi=False):
     yield "number", "report_interval", {"name": "Report interval", "min": lo, "max": hi, "step": 1,
                                         "unit_of_measurement": "s", "entity_category": "config",
                                         "command_topic": "~/cmd/report_interval",
-                                        "value_template": "{{ value_json.report_interval }}"}
+                                        "value_template": FIELD % "report_interval"}
 
 
 def all_object_ids(user=()):
