@@ -771,10 +771,13 @@ class Simulator:
         out = b"".join(self._frame_bytes(self.report_cmd, b"".join(recs[i:i + n]))
                        for i in range(0, len(recs), n))
         self._last.update(values)       # before writing: a client may look at once
-        sent = self._write(out)
-        if sent and self.clock is not None and 1 in values:
-            self.report_log.append((self.clock(), values[1], values.get(2 if self.layout == "spm01" else 23),
-                                    self.counts["connections"]))
+        entry = None
+        if self.clock is not None and 1 in values:  # logged before writing too, taken back if unsent
+            entry = (self.clock(), values[1], values.get(2 if self.layout == "spm01" else 23),
+                     self.counts["connections"])
+            self.report_log.append(entry)
+        if not self._write(out) and entry is not None:
+            self.report_log.remove(entry)
 
     def report_dps(self):
         """Every DP of a full report, in the order it is sent."""
