@@ -96,7 +96,7 @@ else
 	tools/apt-ensure chromedriver chromium chromium-driver
 	SPM02_MICROPYTHON=$(MP32) $(PY) -m pytest -q -m e2e host_tests
 	SPM02_MICROPYTHON=$(MP32F) $(PY) -m pytest -q -m e2e host_tests
-	SOAK_DAYS=2 SOAK_SEED=7 SOAK_HEAP=128K $(PY) tools/soak.py
+	SOAK_DAYS=2 SOAK_SEED=7 $(PY) tools/soak.py
 endif
 
 # A month in at most 30 minutes on the 32-bit stock-image runtime at the 96 KiB budget heap

@@ -48,8 +48,8 @@ START_30 = 1803121200     # 2027-02-20 12:00 local (UTC+1)
 START_SHORT = 1803726000  # 2027-02-27 12:00 local: 2 days see the DST start and the month end
 STATE = "spm02/state"
 ROUTES = ("/", "/api/history", "/metrics", "/api/state")
-# The budget's heap; SOAK_HEAP=<n> runs it at another (make test's two days, while the
-# stock image does not yet fit 96 KiB: the bookkeeping's checks without the budget's)
+# The budget's heap (make test's two days too); SOAK_HEAP=<n> runs it at another, to find
+# what a change costs
 HEAP = os.environ.get("SOAK_HEAP") or "96K"
 
 
