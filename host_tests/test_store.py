@@ -159,6 +159,19 @@ def test_write_atomic_takes_pieces_of_any_kind():
         d.clean()
 
 
+def test_read_text_reads_no_more_than_the_limit_and_one():
+    d = Dir()
+    try:
+        assert files.read_text(d("missing"), 10) is None
+        files.write_atomic(d("small"), "abc")
+        files.write_atomic(d("big"), "x" * 50)
+        assert files.read_text(d("small"), 10) == "abc"
+        assert files.read_text(d("big"), 10) == "x" * 11  # one more than the limit: "too big"
+        assert files.read_text(d("big"), 50) == "x" * 50
+    finally:
+        d.clean()
+
+
 def test_days_file_is_a_ring_of_366_records():
     d = Dir()
     try:
