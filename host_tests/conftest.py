@@ -11,6 +11,15 @@ for d in (os.path.join(ROOT, "lib"), os.path.join(ROOT, "tools"), HERE, ROOT):
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tempdirs():
+    """Every temp dir harness.tempdir made (firmwares', brokers', browser profiles), removed
+    when the session ends (a firmware's log is read after it stopped, so not before)."""
+    yield
+    from harness import remove_tempdirs
+    remove_tempdirs()
+
+
 @pytest.fixture(scope="module")
 def broker():
     """A Mosquitto on a free loopback port for the tests of one module, stopped after them."""
@@ -18,6 +27,13 @@ def broker():
     b = Mosquitto().start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless chromium for the page tests of one module (browser.py), quit after them."""
+    from browser import chromium
+    yield from chromium()
 
 
 def pytest_configure(config):

@@ -3,6 +3,7 @@ and the firmware's own main.py running in the MicroPython unix port (via make ru
 Every process started here is stopped by its owner."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +29,26 @@ def free_port():
     from spm02sim import bind_low
     with socket.socket() as s:
         return bind_low(s, half=0)
+
+
+# Every temp dir the tests make (tempdir): conftest.py removes them when the session ends
+_tempdirs = []
+
+
+def tempdir(prefix):
+    """A new temp dir (a firmware's, a broker's, a browser profile), removed by
+    remove_tempdirs(): at once by its owner, or with every other at the session's end."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    _tempdirs.append(d)
+    return d
+
+
+def remove_tempdirs(*dirs):
+    """Remove these temp dirs (made by tempdir), or every one not removed yet."""
+    for d in dirs or list(_tempdirs):
+        shutil.rmtree(d, ignore_errors=True)
+        if d in _tempdirs:
+            _tempdirs.remove(d)
 
 
 class WaitTimeout(AssertionError, TimeoutError):
@@ -115,7 +136,7 @@ class Mosquitto:
 
     def __init__(self, port=None):
         self.port = port or free_port()
-        self.dir = tempfile.mkdtemp(prefix="mosq-")
+        self.dir = tempdir("mosq-")
         self.conf = os.path.join(self.dir, "mosquitto.conf")
         with open(self.conf, "w") as f:
             f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % self.port)
@@ -193,7 +214,7 @@ class Firmware:
         self.micropython = MICROPYTHON if micropython is None else micropython
         self.nofile = nofile  # a file descriptor limit, to stand in for lwIP's 10 sockets
         self.env = env or {}  # more environment for make run (e.g. SPM02_OTA_KILL)
-        self.dir = tempfile.mkdtemp(prefix="fw-")
+        self.dir = tempdir("fw-")
         self.cfg_path = os.path.join(self.dir, "config.json")
         self.log_path = os.path.join(self.dir, "firmware.log")
         self.proc = None
@@ -385,3 +406,48 @@ class MqttWatch:
         gone(self)
         self.client.loop_stop()
         self.client.disconnect()
+
+
+# --- helpers of more than one test module ---------------------------------------
+
+def render_all(cmps, state):
+    """Every template of the live components, rendered against the state as Home
+    Assistant's Jinja2 would: {unique_id: text}."""
+    import jinja2
+    env = jinja2.Environment()
+    env.filters["tojson"] = json.dumps
+    out = {}
+    for c in cmps.values():
+        if "value_template" in c:
+            out[c["unique_id"]] = env.from_string(c["value_template"]).render(value_json=state)
+    return out
+
+
+# What checkout_copy copies of this checkout
+COPIED = ("lib", "firmware", "tools", "main.py", "boot.py", "Makefile", "requirements-dev.txt")
+
+
+def checkout_copy(dst, version, edits=()):
+    """A copy of this checkout (sharing its .venv and .deps) with another VERSION and edits
+    [(file, old, new)], each of which must apply exactly once (old None: new goes first)."""
+    os.makedirs(dst)
+    for name in COPIED:
+        src = os.path.join(ROOT, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, os.path.join(dst, name), ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, os.path.join(dst, name))  # keeps times: make sees nothing to install
+    for name in (".venv", ".deps"):
+        os.symlink(os.path.join(ROOT, name), os.path.join(dst, name))
+    edits = (("firmware/app.py", 'VERSION = "0.1.0"', 'VERSION = "%s"' % version),) + tuple(edits)
+    for path, old, new in edits:
+        p = os.path.join(dst, path)
+        text = open(p).read()
+        if old is None:
+            text = new + text
+        else:
+            assert text.count(old) == 1, (path, old)
+            text = text.replace(old, new)
+        with open(p, "w") as f:
+            f.write(text)
+    return dst

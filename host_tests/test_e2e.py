@@ -6,7 +6,7 @@ import time
 import pytest
 
 import harness
-from harness import Firmware, Mosquitto, MqttWatch, stop_all, wait_until
+from harness import Firmware, Mosquitto, MqttWatch, render_all, stop_all, wait_until
 from spm02sim import Simulator, parse_dps
 
 LAYOUTS = ["v2", "cloud"]
@@ -197,19 +197,6 @@ def test_mqtt_commands_and_bad_payloads(v2rig):
 
 DEVICE = "homeassistant/device/spm02/config"
 LEGACY = "homeassistant/%s/spm02/%s/config"
-
-
-def render_all(cmps, state):
-    """Every template of the live components, rendered against the state as Home
-    Assistant's Jinja2 would: {unique_id: text}."""
-    import jinja2
-    env = jinja2.Environment()
-    env.filters["tojson"] = json.dumps
-    out = {}
-    for c in cmps.values():
-        if "value_template" in c:
-            out[c["unique_id"]] = env.from_string(c["value_template"]).render(value_json=state)
-    return out
 
 
 def test_discovery(broker):

@@ -13,13 +13,12 @@ import pytest
 
 from harness import ARTIFACTS, Firmware, wait_until
 from spm02sim import Simulator
-from test_page import browser, screenshot, text, number  # noqa: F401 (the browser fixture)
+from browser import screenshot, text, number
 
 from energy import Energy, EV_ROLL
 from mcu import Mcu
 from firmware import store
-from test_energy import counts
-from test_meter import feed
+from reports import counts, feed
 
 BERLIN = "CET-1CEST,M3.5.0,M10.5.0/3"
 
