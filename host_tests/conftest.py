@@ -42,8 +42,9 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    # The end-to-end suite is every test of a module that runs the firmware
-    from harness import Firmware
+    # The end-to-end suite is every test of a module that runs the firmware (its Firmware or Rig)
+    from harness import Firmware, Rig
     for item in items:
-        if getattr(item.module, "Firmware", None) is Firmware:
+        rig = getattr(item.module, "Rig", None)
+        if getattr(item.module, "Firmware", None) is Firmware or isinstance(rig, type) and issubclass(rig, Rig):
             item.add_marker(pytest.mark.e2e)

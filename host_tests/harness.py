@@ -408,6 +408,98 @@ class MqttWatch:
         self.client.disconnect()
 
 
+class Rig:
+    """The end-to-end rig: the simulated meter, the firmware's main.py against it and, given a
+    broker, an MqttWatch on that broker. Everything it starts, stop() stops (whatever each
+    stop raises), and a constructor or start() that fails half-way stops what it had started
+    before it raises. A test module may subclass it for helpers of its own.
+
+    broker: a Mosquitto, or None for a firmware without MQTT; sim_layout: the simulator's;
+    sim: more Simulator options (interval 3600 unless given: it reports only when asked, so
+    the truth holds still); topics: what the watcher subscribes to; watch: when it is made:
+    "start" (in start(), before the firmware: it sees all the firmware publishes), "started"
+    (once the firmware is up) or "now" (here); start: start the firmware here too; every other
+    keyword is the Firmware's (heapsize, env, micropython, nofile, config sections: layout, http, time...)."""
+
+    def __init__(self, broker=None, sim_layout="v2", sim=None, topics=("#",), watch="start", start=False, **fw):
+        from spm02sim import Simulator
+        self.broker, self.topics, self.when = broker, topics, watch
+        self.sim = self.fw = self.watch = None
+        try:
+            opts = {"interval": 3600}
+            opts.update(sim or {})
+            self.sim = Simulator(layout=sim_layout, port=0, **opts).start()
+            self.fw = Firmware(self.sim.port, broker.port if broker else None, **fw)
+            if watch == "now":
+                self._watch()
+            if start:
+                self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _watch(self):
+        if self.broker is not None and self.watch is None:
+            self.watch = MqttWatch(self.broker.port, self.topics)
+        return self.watch
+
+    def start(self, before=None, wait=True):
+        """Start the firmware (and the watcher, as the constructor's watch says); before(watch)
+        runs once the watcher is there and before the firmware starts (watch="start")."""
+        try:
+            if self.when == "start" and self._watch() is not None and before:
+                before(self.watch)
+            self.fw.start(wait)
+            if self.when == "started":
+                self._watch()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def restart(self, wait=True):
+        """The firmware stopped and started again (same port, same files); the simulator and the
+        watcher run on."""
+        self.fw.stop()
+        self.fw.start(wait)
+        return self
+
+    def stop(self):
+        stop_all(self.watch, self.fw, self.sim)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def state(self):
+        return self.fw.state()
+
+    def values(self):
+        return self.fw.state()["values"]
+
+    def settled(self, timeout=15):
+        """Wait until /api/state shows every value the simulator last sent."""
+        def ok():
+            truth = self.sim.truth()
+            v = self.values()
+            return truth and all(v.get(k) == truth[k] for k in truth) and (truth, v)
+        try:
+            return wait_until(ok, timeout, 0.1, "state to equal the simulator's truth")
+        except TimeoutError:
+            truth, v = self.sim.truth(), self.values()
+            diff = {k: (truth[k], v.get(k)) for k in truth if v.get(k) != truth[k]}
+            raise AssertionError("state differs from the simulator: %r\n%s" % (diff, self.fw.log()[-3000:]))
+
+    def metrics(self):
+        """/metrics parsed: {family name: family}."""
+        from prometheus_client.parser import text_string_to_metric_families
+        status, body = self.fw.request("GET", "/metrics")
+        assert status == 200
+        return {f.name: f for f in text_string_to_metric_families(body.decode())}
+
+
 # --- helpers of more than one test module ---------------------------------------
 
 def render_all(cmps, state):

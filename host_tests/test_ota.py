@@ -16,6 +16,7 @@ import re
 import pytest
 
 import ota as otatool
+import harness
 from harness import ROOT, Firmware, checkout_copy, wait_until
 from spm02sim import Simulator
 
@@ -96,14 +97,11 @@ def power_cut(fw):
     fw.proc.wait(10)
 
 
-class Rig:
-    def __init__(self, **kw):
-        self.sim = Simulator(layout="v2", port=0, interval=3600).start()
-        self.fw = Firmware(self.sim.port, None, **kw)
+class Rig(harness.Rig):
+    """The simulator and a firmware (not started) without MQTT, with these Firmware options."""
 
-    def stop(self):
-        self.fw.stop()
-        self.sim.stop()
+    def __init__(self, **kw):
+        super().__init__(None, **kw)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from browser import By, cells, classes, click, command, number, open_page, screenshot, text, wait_text
+import harness
 from harness import ARTIFACTS, Firmware, wait_until
 from selenium.webdriver.support.ui import Select
 from spm02sim import Simulator, parse_dps
@@ -15,23 +16,11 @@ READINGS = [k + "_" + p for k in ("voltage", "current", "power") for p in "abc"]
     ["energy_forward", "energy_reverse", "power", "frequency", "power_factor"]
 
 
-class Rig:
-    def __init__(self, sim_layout="v2", simargs=None, **fwargs):
-        self.sim = Simulator(layout=sim_layout, port=0, interval=3600, **(simargs or {})).start()
-        self.fw = None
-        try:
-            self.fw = Firmware(self.sim.port, None, **fwargs).start()
-        except Exception:
-            self.stop()
-            raise
+class Rig(harness.Rig):
+    """The simulator and the firmware without MQTT, started."""
 
-    def stop(self):
-        for x in (self.fw, self.sim):
-            if x is not None:
-                try:
-                    x.stop()
-                except Exception:
-                    pass
+    def __init__(self, sim_layout="v2", simargs=None, **fwargs):
+        super().__init__(None, sim_layout, sim=simargs, start=True, **fwargs)
 
 
 @pytest.fixture

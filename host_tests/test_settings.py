@@ -6,19 +6,18 @@ import os
 import pytest
 
 from browser import By
-from harness import ARTIFACTS, Firmware, stop_all, wait_until
+from harness import ARTIFACTS, Firmware, Rig, stop_all, wait_until
 from spm02sim import Simulator
 
 
 @pytest.fixture
 def rig():
-    sim = Simulator(layout="v2", port=0, interval=3600, seed=4).start()
-    fw = Firmware(sim.port, None)
+    r = Rig(sim={"seed": 4})
     try:
-        fw.start()
-        yield sim, fw
+        r.start()
+        yield r.sim, r.fw
     finally:
-        stop_all(fw, sim)
+        r.stop()
 
 
 def field(driver, name):
