@@ -3,6 +3,7 @@ and the firmware's own main.py running in the MicroPython unix port (via make ru
 Every process started here is stopped by its owner."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +29,26 @@ def free_port():
     from spm02sim import bind_low
     with socket.socket() as s:
         return bind_low(s, half=0)
+
+
+# Every temp dir the tests make (tempdir): conftest.py removes them when the session ends
+_tempdirs = []
+
+
+def tempdir(prefix):
+    """A new temp dir (a firmware's, a broker's, a browser profile), removed by
+    remove_tempdirs(): at once by its owner, or with every other at the session's end."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    _tempdirs.append(d)
+    return d
+
+
+def remove_tempdirs(*dirs):
+    """Remove these temp dirs (made by tempdir), or every one not removed yet."""
+    for d in dirs or list(_tempdirs):
+        shutil.rmtree(d, ignore_errors=True)
+        if d in _tempdirs:
+            _tempdirs.remove(d)
 
 
 class WaitTimeout(AssertionError, TimeoutError):
@@ -115,7 +136,7 @@ class Mosquitto:
 
     def __init__(self, port=None):
         self.port = port or free_port()
-        self.dir = tempfile.mkdtemp(prefix="mosq-")
+        self.dir = tempdir("mosq-")
         self.conf = os.path.join(self.dir, "mosquitto.conf")
         with open(self.conf, "w") as f:
             f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % self.port)
@@ -193,7 +214,7 @@ class Firmware:
         self.micropython = MICROPYTHON if micropython is None else micropython
         self.nofile = nofile  # a file descriptor limit, to stand in for lwIP's 10 sockets
         self.env = env or {}  # more environment for make run (e.g. SPM02_OTA_KILL)
-        self.dir = tempfile.mkdtemp(prefix="fw-")
+        self.dir = tempdir("fw-")
         self.cfg_path = os.path.join(self.dir, "config.json")
         self.log_path = os.path.join(self.dir, "firmware.log")
         self.proc = None
@@ -385,3 +406,140 @@ class MqttWatch:
         gone(self)
         self.client.loop_stop()
         self.client.disconnect()
+
+
+class Rig:
+    """The end-to-end rig: the simulated meter, the firmware's main.py against it and, given a
+    broker, an MqttWatch on that broker. Everything it starts, stop() stops (whatever each
+    stop raises), and a constructor or start() that fails half-way stops what it had started
+    before it raises. A test module may subclass it for helpers of its own.
+
+    broker: a Mosquitto, or None for a firmware without MQTT; sim_layout: the simulator's;
+    sim: more Simulator options (interval 3600 unless given: it reports only when asked, so
+    the truth holds still); topics: what the watcher subscribes to; watch: when it is made:
+    "start" (in start(), before the firmware: it sees all the firmware publishes), "started"
+    (once the firmware is up) or "now" (here); start: start the firmware here too; every other
+    keyword is the Firmware's (heapsize, env, micropython, nofile, config sections: layout, http, time...)."""
+
+    def __init__(self, broker=None, sim_layout="v2", sim=None, topics=("#",), watch="start", start=False, **fw):
+        from spm02sim import Simulator
+        self.broker, self.topics, self.when = broker, topics, watch
+        self.sim = self.fw = self.watch = None
+        try:
+            opts = {"interval": 3600}
+            opts.update(sim or {})
+            self.sim = Simulator(layout=sim_layout, port=0, **opts).start()
+            self.fw = Firmware(self.sim.port, broker.port if broker else None, **fw)
+            if watch == "now":
+                self._watch()
+            if start:
+                self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _watch(self):
+        if self.broker is not None and self.watch is None:
+            self.watch = MqttWatch(self.broker.port, self.topics)
+        return self.watch
+
+    def start(self, before=None, wait=True):
+        """Start the firmware (and the watcher, as the constructor's watch says); before(watch)
+        runs once the watcher is there and before the firmware starts (watch="start")."""
+        try:
+            if self.when == "start" and self._watch() is not None and before:
+                before(self.watch)
+            self.fw.start(wait)
+            if self.when == "started":
+                self._watch()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def restart(self, wait=True):
+        """The firmware stopped and started again (same port, same files); the simulator and the
+        watcher run on."""
+        self.fw.stop()
+        self.fw.start(wait)
+        return self
+
+    def stop(self):
+        stop_all(self.watch, self.fw, self.sim)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def state(self):
+        return self.fw.state()
+
+    def values(self):
+        return self.fw.state()["values"]
+
+    def settled(self, timeout=15):
+        """Wait until /api/state shows every value the simulator last sent."""
+        def ok():
+            truth = self.sim.truth()
+            v = self.values()
+            return truth and all(v.get(k) == truth[k] for k in truth) and (truth, v)
+        try:
+            return wait_until(ok, timeout, 0.1, "state to equal the simulator's truth")
+        except TimeoutError:
+            truth, v = self.sim.truth(), self.values()
+            diff = {k: (truth[k], v.get(k)) for k in truth if v.get(k) != truth[k]}
+            raise AssertionError("state differs from the simulator: %r\n%s" % (diff, self.fw.log()[-3000:]))
+
+    def metrics(self):
+        """/metrics parsed: {family name: family}."""
+        from prometheus_client.parser import text_string_to_metric_families
+        status, body = self.fw.request("GET", "/metrics")
+        assert status == 200
+        return {f.name: f for f in text_string_to_metric_families(body.decode())}
+
+
+# --- helpers of more than one test module ---------------------------------------
+
+def render_all(cmps, state):
+    """Every template of the live components, rendered against the state as Home
+    Assistant's Jinja2 would: {unique_id: text}."""
+    import jinja2
+    env = jinja2.Environment()
+    env.filters["tojson"] = json.dumps
+    out = {}
+    for c in cmps.values():
+        if "value_template" in c:
+            out[c["unique_id"]] = env.from_string(c["value_template"]).render(value_json=state)
+    return out
+
+
+# What checkout_copy copies of this checkout
+COPIED = ("lib", "firmware", "tools", "main.py", "boot.py", "Makefile", "requirements-dev.txt")
+
+
+def checkout_copy(dst, version, edits=()):
+    """A copy of this checkout (sharing its .venv and .deps) with another VERSION and edits
+    [(file, old, new)], each of which must apply exactly once (old None: new goes first)."""
+    os.makedirs(dst)
+    for name in COPIED:
+        src = os.path.join(ROOT, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, os.path.join(dst, name), ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, os.path.join(dst, name))  # keeps times: make sees nothing to install
+    for name in (".venv", ".deps"):
+        os.symlink(os.path.join(ROOT, name), os.path.join(dst, name))
+    edits = (("firmware/app.py", 'VERSION = "0.1.0"', 'VERSION = "%s"' % version),) + tuple(edits)
+    for path, old, new in edits:
+        p = os.path.join(dst, path)
+        text = open(p).read()
+        if old is None:
+            text = new + text
+        else:
+            assert text.count(old) == 1, (path, old)
+            text = text.replace(old, new)
+        with open(p, "w") as f:
+            f.write(text)
+    return dst

@@ -8,8 +8,7 @@ from commands import encode_dp
 from tuya import T_VALUE, T_RAW
 import commands
 from mcu import Mcu
-from test_meter import feed, v2_report, cloud_report, raw_phase
-from test_family import spm01_report
+from reports import feed, v2_report, cloud_report, raw_phase, spm01_report
 import report
 
 PORTABLE = True

@@ -3,8 +3,7 @@
 import discovery
 import dptable as T
 from meter import Meter
-from test_family import spm01_report, v0x, LEAK
-from test_meter import feed, v2_report
+from reports import spm01_report, v0x, LEAK, feed, v2_report
 from tuya import T_RAW, T_BOOL, T_VALUE
 
 PORTABLE = True

@@ -6,44 +6,17 @@ import time
 import pytest
 
 import harness
-from harness import Firmware, Mosquitto, MqttWatch, stop_all, wait_until
+from harness import Firmware, Mosquitto, MqttWatch, render_all, stop_all, wait_until
 from spm02sim import Simulator, parse_dps
 
 LAYOUTS = ["v2", "cloud"]
 
 
-class Rig:
+class Rig(harness.Rig):
+    """The simulator (seed 7) and the firmware, a watcher on every topic once the firmware is up."""
+
     def __init__(self, broker, layout="v2", **simargs):
-        simargs.setdefault("interval", 3600)  # reports only when asked: the truth holds still
-        self.sim = Simulator(layout=layout, port=0, seed=7, **simargs).start()
-        self.fw = Firmware(self.sim.port, broker.port if broker else None)
-        self.watch = None
-        self.broker = broker
-
-    def start(self):
-        self.fw.start()
-        if self.broker:
-            self.watch = MqttWatch(self.broker.port)
-        return self
-
-    def stop(self):
-        stop_all(self.watch, self.fw, self.sim)
-
-    def values(self):
-        return self.fw.state()["values"]
-
-    def settled(self, timeout=15):
-        """Wait until /api/state shows every value the simulator last sent."""
-        def ok():
-            truth = self.sim.truth()
-            v = self.values()
-            return truth and all(v.get(k) == truth[k] for k in truth) and (truth, v)
-        try:
-            return wait_until(ok, timeout, 0.1, "state to equal the simulator's truth")
-        except TimeoutError:
-            truth, v = self.sim.truth(), self.values()
-            diff = {k: (truth[k], v.get(k)) for k in truth if v.get(k) != truth[k]}
-            raise AssertionError("state differs from the simulator: %r\n%s" % (diff, self.fw.log()[-3000:]))
+        super().__init__(broker, layout, sim=dict(seed=7, **simargs), watch="started")
 
 
 @pytest.fixture(params=LAYOUTS)
@@ -197,19 +170,6 @@ def test_mqtt_commands_and_bad_payloads(v2rig):
 
 DEVICE = "homeassistant/device/spm02/config"
 LEGACY = "homeassistant/%s/spm02/%s/config"
-
-
-def render_all(cmps, state):
-    """Every template of the live components, rendered against the state as Home
-    Assistant's Jinja2 would: {unique_id: text}."""
-    import jinja2
-    env = jinja2.Environment()
-    env.filters["tojson"] = json.dumps
-    out = {}
-    for c in cmps.values():
-        if "value_template" in c:
-            out[c["unique_id"]] = env.from_string(c["value_template"]).render(value_json=state)
-    return out
 
 
 def test_discovery(broker):

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+import harness
 from harness import Firmware, MqttWatch, stop_all, wait_until
 from spm02sim import Simulator
 
@@ -31,26 +32,14 @@ def local_date(t, east):
     return (datetime.fromtimestamp(t, timezone.utc) + timedelta(seconds=east)).date()
 
 
-class Rig:
+class Rig(harness.Rig):
+    """The simulator (seed 3, counters only a test moves) and the firmware in a zone whose
+    local midnight is midnight_in seconds away; with a broker, a watcher on B/state from here on."""
+
     def __init__(self, broker=None, layout="v2", midnight_in=43200, fw=None, **simargs):
-        simargs.setdefault("interval", 3600)  # reports when asked (report_now, the module's 0x08)
-        self.sim = Simulator(layout=layout, port=0, seed=3, energy_auto=False, **simargs).start()
         self.tz, self.midnight, self.east = zone_with_midnight_in(midnight_in)
-        self.fw = Firmware(self.sim.port, broker.port if broker else None, time={"tz": self.tz}, **(fw or {}))
-        self.watch = MqttWatch(broker.port, (STATE,)) if broker else None
-
-    def start(self):
-        self.fw.start()
-        return self
-
-    def stop(self):
-        stop_all(self.watch, self.fw, self.sim)
-
-    def state(self):
-        return self.fw.state()
-
-    def values(self):
-        return self.fw.state()["values"]
+        super().__init__(broker, layout, sim=dict(seed=3, energy_auto=False, **simargs), topics=(STATE,),
+                         watch="now", time={"tz": self.tz}, **(fw or {}))
 
     def report(self):
         """A full report, and wait until the firmware took all of it, the energy bookkeeping

@@ -8,6 +8,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
+import harness
 from harness import Firmware, MqttWatch, stop_all, wait_until
 from spm02sim import Simulator, parse_dps
 
@@ -15,43 +16,12 @@ DISC = "homeassistant/%s/spm02/%s/config"  # per-entity, as earlier versions ann
 DEVICE = "homeassistant/device/spm02/config"
 
 
-class Rig:
-    def __init__(self, broker=None, fw=None, **simargs):
-        simargs.setdefault("interval", 3600)  # reports only when asked: the truth holds still
-        self.sim = Simulator(port=0, seed=11, **simargs).start()
-        self.fw = Firmware(self.sim.port, broker.port if broker else None, **(fw or {}))
-        self.broker = broker
-        self.watch = None
+class Rig(harness.Rig):
+    """The simulator (seed 11) and the firmware; with a broker, a watcher on every topic made
+    before the firmware starts (start(before) sees it first)."""
 
-    def start(self, before=None):
-        if self.broker:
-            self.watch = MqttWatch(self.broker.port)
-            if before:
-                before(self.watch)
-        self.fw.start()
-        return self
-
-    def stop(self):
-        stop_all(self.watch, self.fw, self.sim)
-
-    def values(self):
-        return self.fw.state()["values"]
-
-    def settled(self, timeout=15):
-        def ok():
-            truth, v = self.sim.truth(), self.values()
-            return truth and all(v.get(k) == truth[k] for k in truth) and (truth, v)
-        try:
-            return wait_until(ok, timeout, 0.1, "state to equal the simulator's truth")
-        except TimeoutError:
-            truth, v = self.sim.truth(), self.values()
-            diff = {k: (truth[k], v.get(k)) for k in truth if v.get(k) != truth[k]}
-            raise AssertionError("state differs from the simulator: %r\n%s" % (diff, self.fw.log()[-3000:]))
-
-    def metrics(self):
-        status, body = self.fw.request("GET", "/metrics")
-        assert status == 200
-        return {f.name: f for f in text_string_to_metric_families(body.decode())}
+    def __init__(self, broker=None, fw=None, layout="v2", **simargs):
+        super().__init__(broker, layout, sim=dict(seed=11, **simargs), **(fw or {}))
 
 
 def component(w, oid):

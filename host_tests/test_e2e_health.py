@@ -7,9 +7,8 @@ import json
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import Firmware, Mosquitto, MqttWatch, stop_all, wait_until
+from harness import Firmware, Mosquitto, MqttWatch, render_all, stop_all, wait_until
 from spm02sim import Simulator
-from test_e2e import render_all
 
 DEVICE = "spm02/device"
 DISCOVERY = "homeassistant/device/spm02/config"

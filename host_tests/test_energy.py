@@ -10,27 +10,11 @@ import commands
 from mcu import Mcu
 from tz import days_from_civil
 from tuya import T_VALUE
-from test_meter import feed, v2_report
-from test_family import spm01_report
+from reports import feed, v2_report, spm01_report, utc, counts, days
 
 PORTABLE = True
 
 BERLIN = "CET-1CEST,M3.5.0,M10.5.0/3"
-DAY = 86400
-
-
-def utc(y, mo, d, h=0, mi=0, s=0):
-    return days_from_civil(y, mo, d) * DAY + h * 3600 + mi * 60 + s
-
-
-def counts(f, r=0, pa=1000, pb=200, pc=-300):
-    rec = v2_report(pa=pa, pb=pb, pc=pc)
-    return [x for x in rec if x[0] not in (1, 23)] + [(1, T_VALUE, f), (23, T_VALUE, r)]
-
-
-def days(m):
-    v = m.values()
-    return tuple(v.get(k) for k in dptable.DAY_KEYS)
 
 
 class Rig:
@@ -275,7 +259,7 @@ def test_ring_takes_a_report_in_no_allocation():
 
 def test_phase_power_is_phase_counts_and_allocates_nothing():
     import gc
-    from test_family import v0x
+    from reports import v0x
     from tuya import T_RAW
     # value DPs 104/107/110, SPM01's raw DP 6, v02's raw DPs 6-8 (sign bit 1: export)
     for recs, watts in ((v2_report(pc=-600), [1100, 250, -600]), (spm01_report(), [850]),

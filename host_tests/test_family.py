@@ -9,33 +9,14 @@ import layout as L
 import spm02
 from mcu import Mcu
 from meter import Meter
-from test_meter import feed, raw_phase, v2_report, cloud_report
+from reports import feed, raw_phase, v2_report, cloud_report, v0x, spm01_report, LEAK
 from commands import encode_dp
 from tuya import T_RAW, T_VALUE, T_BITMAP, T_BOOL
 import report
 
 PORTABLE = True
 
-LEAK = (113, T.ANY, "leakage_current", T_VALUE, 3, "A", 0)  # DP 113: cloud current_b
 REF_V02 = "02 0F 08 FC 00 0B B8 00 02 A3 00 00 64 00 02 BC 60 02"
-
-
-def v0x(ver, v, i, p, q, s, pf, signs=0):
-    """A raw phase DP in Tuya's v01/v02 format from magnitudes (and v02's sign bits)."""
-    b = bytes((ver, 0x0F, v >> 8, v & 0xFF))
-    for x in (i, p, q, s):
-        b += bytes(((x >> 16) & 0xFF, (x >> 8) & 0xFF, x & 0xFF))
-    b += bytes((pf,))
-    return b + (bytes((signs,)) if ver == 2 else b"")
-
-
-def spm01_report(v=2301, i=4000, p=850, raw=True, values=False, fwd=12345, rev=678):
-    recs = [(1, T_VALUE, fwd), (2, T_VALUE, rev), (9, T_BITMAP, 0), (18, T_RAW, hexb("08 01 00 1E"))]
-    if raw:
-        recs.append((6, T_RAW, raw_phase(v, i, p & 0xFFFFFF)))
-    if values:
-        recs += [(102, T_VALUE, v), (103, T_VALUE, i), (104, T_VALUE, p)]
-    return recs
 
 
 # --- raw phase formats ------------------------------------------------------------

@@ -8,22 +8,21 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import Firmware, Poller, wait_until
+from harness import Firmware, Poller, Rig, wait_until
 from spm02sim import Simulator
 
 
 @pytest.fixture(scope="module")
 def rig():
-    sim = Simulator(layout="v2", port=0, interval=3600, seed=3).start()
-    fw = Firmware(sim.port, None)
+    r = Rig(sim={"seed": 3})
+    sim, fw = r.sim, r.fw
     try:
-        fw.start()
+        r.start()
         wait_until(lambda: fw.state()["values"].get("voltage_c") == sim.truth().get("voltage_c", 0), 15,
                    what="first report")
         yield sim, fw
     finally:
-        fw.stop()
-        sim.stop()
+        r.stop()
 
 
 def raw(fw, data, read=True, timeout=8):

@@ -8,36 +8,9 @@ from meter import Meter
 from commands import encode_dp
 from tuya import T_RAW, T_VALUE, T_BOOL, T_STRING, T_BITMAP
 import report
+from reports import feed, raw_phase, v2_report, cloud_report  # noqa: F401 (shared: reports.py)
 
 PORTABLE = True
-
-
-def raw_phase(v, i, p):
-    return bytes((v >> 8, v & 0xFF, (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF,
-                  (p >> 16) & 0xFF, (p >> 8) & 0xFF, p & 0xFF))
-
-
-def feed(m, recs, now=0):
-    data = b"".join(encode_dp(*r) for r in recs)
-    return m.dps_in(data, 0, len(data), now)
-
-
-def v2_report(va=2314, ia=5000, pa=1100, vb=2301, ib=1200, pb=250, vc=2330, ic=3000, pc=-600):
-    recs = [(1, T_VALUE, 123456), (23, T_VALUE, 789), (29, T_VALUE, pa + pb + pc),
-            (32, T_VALUE, 5002), (50, T_VALUE, 95), (19, T_STRING, "vow25010001"), (9, T_BITMAP, 0)]
-    for k, (v, i, p) in enumerate(((va, ia, pa), (vb, ib, pb), (vc, ic, pc))):
-        recs.append((6 + k, T_RAW, raw_phase(v, i, p & 0xFFFFFF)))
-        recs += [(102 + 3 * k, T_VALUE, v), (103 + 3 * k, T_VALUE, i), (104 + 3 * k, T_VALUE, p)]
-    return recs
-
-
-def cloud_report():
-    recs = [(1, T_VALUE, 500), (29, T_VALUE, 1500), (102, T_VALUE, 900), (130, T_VALUE, 3)]
-    for k, (v, i, p, pf) in enumerate(((2300, 2500, 500, 87), (2310, 2500, 500, 87), (2320, 2500, 500, 86))):
-        b = 103 + 9 * k
-        recs += [(6 + k, T_RAW, raw_phase(v, i, p)), (b, T_VALUE, v), (b + 1, T_VALUE, i),
-                 (b + 2, T_VALUE, p), (b + 5, T_VALUE, pf), (b + 6, T_VALUE, 1000 + k), (b + 7, T_VALUE, k)]
-    return recs
 
 
 def test_reference_raw_phase_examples():

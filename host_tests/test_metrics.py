@@ -1,7 +1,7 @@
 # /metrics text from the DP table. Runs under pytest and in the MicroPython unix port.
 import metrics
 from meter import Meter
-from test_meter import feed, v2_report, cloud_report
+from reports import feed, v2_report, cloud_report
 from tuya import T_BITMAP, T_VALUE
 
 PORTABLE = True
@@ -50,7 +50,7 @@ def test_faults_and_link():
 
 
 def test_single_phase_and_v02_families():
-    from test_family import spm01_report, v0x
+    from reports import spm01_report, v0x
     from tuya import T_RAW
     m = Meter()
     feed(m, spm01_report())
@@ -68,7 +68,7 @@ def test_single_phase_and_v02_families():
 
 
 def test_user_keys_and_polls():
-    from test_family import LEAK
+    from reports import LEAK
     import dptable as T
     from tuya import T_VALUE
     m = Meter(user=(LEAK, (141, T.ANY, "temp", T_VALUE, 1, "degC", 0)))

@@ -6,7 +6,6 @@ by the host-only test hook SPM02_OTA_KILL (lib/otaboot.py kill_point)."""
 import base64
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,40 +16,12 @@ import re
 import pytest
 
 import ota as otatool
-from harness import ROOT, Firmware, wait_until
+import harness
+from harness import ROOT, Firmware, checkout_copy, wait_until
 from spm02sim import Simulator
 
 PW = "ota-secret-7"
 AUTH = "Basic " + base64.b64encode(("admin:" + PW).encode()).decode()
-COPIED = ("lib", "firmware", "tools", "main.py", "boot.py", "Makefile", "requirements-dev.txt")
-
-
-def checkout_copy(dst, version, edits=()):
-    """A copy of this checkout (sharing its .venv and .deps) with another VERSION and edits
-    [(file, old, new)], each of which must apply exactly once (old None: new goes first)."""
-    os.makedirs(dst)
-    for name in COPIED:
-        src = os.path.join(ROOT, name)
-        if os.path.isdir(src):
-            shutil.copytree(src, os.path.join(dst, name), ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, os.path.join(dst, name))  # keeps times: make sees nothing to install
-    for name in (".venv", ".deps"):
-        os.symlink(os.path.join(ROOT, name), os.path.join(dst, name))
-    edits = (("firmware/app.py", 'VERSION = "0.1.0"', 'VERSION = "%s"' % version),) + tuple(edits)
-    for path, old, new in edits:
-        p = os.path.join(dst, path)
-        text = open(p).read()
-        if old is None:
-            text = new + text
-        else:
-            assert text.count(old) == 1, (path, old)
-            text = text.replace(old, new)
-        with open(p, "w") as f:
-            f.write(text)
-    return dst
-
-
 @pytest.fixture(scope="module")
 def copies(tmp_path_factory):
     base = tmp_path_factory.mktemp("checkouts")
@@ -126,14 +97,11 @@ def power_cut(fw):
     fw.proc.wait(10)
 
 
-class Rig:
-    def __init__(self, **kw):
-        self.sim = Simulator(layout="v2", port=0, interval=3600).start()
-        self.fw = Firmware(self.sim.port, None, **kw)
+class Rig(harness.Rig):
+    """The simulator and a firmware (not started) without MQTT, with these Firmware options."""
 
-    def stop(self):
-        self.fw.stop()
-        self.sim.stop()
+    def __init__(self, **kw):
+        super().__init__(None, **kw)
 
 
 @pytest.fixture

@@ -11,15 +11,14 @@ import time
 
 import pytest
 
-from harness import ARTIFACTS, Firmware, wait_until
+from harness import ARTIFACTS, Firmware, Rig, wait_until
 from spm02sim import Simulator
-from test_page import browser, screenshot, text, number  # noqa: F401 (the browser fixture)
+from browser import screenshot, text, number
 
 from energy import Energy, EV_ROLL
 from mcu import Mcu
 from firmware import store
-from test_energy import counts
-from test_meter import feed
+from reports import counts, feed
 
 BERLIN = "CET-1CEST,M3.5.0,M10.5.0/3"
 
@@ -61,16 +60,15 @@ def make_files(d, end, tz=BERLIN):
 
 @pytest.fixture
 def rig():
-    sim = Simulator(layout="v2", port=0, interval=3600, energy_auto=False).start()
-    fw = Firmware(sim.port, None, time={"tz": BERLIN})
+    parts = Rig(sim={"energy_auto": False}, time={"tz": BERLIN})
+    sim, fw = parts.sim, parts.fw
     try:
         f, r = make_files(fw.dir, int(time.time()))
         sim.set_counts(forward=f, reverse=r)
-        fw.start()
+        parts.start()
         yield sim, fw
     finally:
-        fw.stop()
-        sim.stop()
+        parts.stop()
 
 
 def path_points(d):

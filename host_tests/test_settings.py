@@ -2,52 +2,22 @@
 served by the firmware in the MicroPython unix port against the simulated meter."""
 import json
 import os
-import shutil
-import tempfile
 
 import pytest
 
-from harness import ARTIFACTS, Firmware, stop_all, wait_until
+from browser import By
+from harness import ARTIFACTS, Firmware, Rig, stop_all, wait_until
 from spm02sim import Simulator
-
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-        pytest.skip("chromium and chromium-driver are not installed")
-    profile = tempfile.mkdtemp(prefix="chrome-")
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--no-first-run", "--disable-background-networking", "--disable-sync",
-              "--window-size=1100,900", "--user-data-dir=" + profile):
-        opts.add_argument(a)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    try:
-        driver.implicitly_wait(0)
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
 def rig():
-    sim = Simulator(layout="v2", port=0, interval=3600, seed=4).start()
-    fw = Firmware(sim.port, None)
+    r = Rig(sim={"seed": 4})
     try:
-        fw.start()
-        yield sim, fw
+        r.start()
+        yield r.sim, r.fw
     finally:
-        stop_all(fw, sim)
+        r.stop()
 
 
 def field(driver, name):
@@ -207,7 +177,7 @@ def bundle_file(tmp_path_factory):
     """make bundle in a copy of this checkout with another VERSION: (path, id)."""
     import re
     import subprocess
-    from test_ota import checkout_copy
+    from harness import checkout_copy
     d = checkout_copy(str(tmp_path_factory.mktemp("checkouts") / "page"), "0.1.0-page.1")
     p = subprocess.run(["make", "-s", "--no-print-directory", "-C", d, "bundle"],
                        capture_output=True, text=True, timeout=300)

@@ -12,8 +12,7 @@ from mcu import Mcu
 from tz import days_from_civil
 import files
 from firmware import store, history_api
-from test_energy import counts, utc, days
-from test_meter import feed
+from reports import counts, utc, days, feed
 
 PORTABLE = True
 
@@ -223,7 +222,7 @@ def test_history_text():
 
 
 def test_single_phase_history_has_a_and_total():
-    from test_family import spm01_report
+    from reports import spm01_report
     d = Dir()
     try:
         e = Energy(Mcu().meter, "UTC0")

@@ -1,7 +1,7 @@
 # lib/tz.py against CPython's zoneinfo (the system's tzdata) and, for rule forms no real zone
-# uses, against glibc. pytest only; the portable test_tz.py carries zoneinfo's answers for
-# 2026 and 2027 as VECTORS, re-derived and compared here so they cannot go stale.
-#   PYTHONPATH=lib .venv/bin/python host_tests/test_tz_zoneinfo.py   prints VECTORS afresh
+# uses, against glibc. pytest only; the portable test_tz.py checks zoneinfo's answers for
+# 2026 and 2027 (VECTORS, in tz_vectors.py), re-derived and compared here so they cannot go stale.
+#   PYTHONPATH=lib .venv/bin/python host_tests/test_tz_zoneinfo.py   prints tz_vectors.py's VECTORS afresh
 import os
 import platform
 import time
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import tz
-import test_tz
+import tz_vectors
 
 zoneinfo = pytest.importorskip("zoneinfo")
 
@@ -119,7 +119,7 @@ def first_instant(z, d):
 
 
 def vectors():
-    """test_tz.VECTORS from zoneinfo: every transition of 2026 and 2027 (t-1, t, t+1) and
+    """tz_vectors.VECTORS from zoneinfo: every transition of 2026 and 2027 (t-1, t, t+1) and
     two fixed instants, so that zones without DST have vectors too."""
     out = []
     for key, s, _ in ZONES:
@@ -132,7 +132,7 @@ def vectors():
 
 
 def test_vectors_are_zoneinfos():
-    assert test_tz.VECTORS == vectors()
+    assert tz_vectors.VECTORS == vectors()
 
 
 def test_every_transition_of_two_years():
