@@ -147,7 +147,11 @@ class Mosquitto:
         self.log = open(os.path.join(self.dir, "log"), "ab")
         self.proc = subprocess.Popen([exe, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        wait_until(lambda: connectable(self.port), 10, what="mosquitto")
+        # ours listening, not only something: a run beside this one may have taken the port
+        # while the broker was down (a broker restart)
+        wait_until(lambda: self.proc.poll() is not None or listening(self.proc.pid, self.port), 10,
+                   what="mosquitto listening on its port %d" % self.port)
+        assert self.proc.poll() is None, "mosquitto ended (port %d taken by another process?)" % self.port
         return self
 
     def stop(self):
@@ -168,6 +172,39 @@ def connectable(port):
         return True
     except OSError:
         return False
+
+
+def _listeners(port):
+    """The inodes of the sockets listening on port (Linux's /proc/net/tcp, tcp6)."""
+    out = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                for line in list(f)[1:]:
+                    p = line.split()
+                    if p[3] == "0A" and int(p[1].rsplit(":", 1)[1], 16) == port:
+                        out.add(p[9])
+        except OSError:
+            pass
+    return out
+
+
+def listening(pid, port):
+    """Whether process pid is what listens on port: a run beside this one may take a port
+    while the process that had it is down (a power cut, a broker restart), and a probe that
+    only connects would take that process for ours."""
+    inodes = _listeners(port)
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd))[8:-1] in inodes:  # "socket:[inode]"
+                return True
+        except OSError:
+            pass
+    return False
 
 
 def _children(pid):
@@ -220,6 +257,11 @@ class Firmware:
         self.proc = None
 
     def start(self, wait=True):
+        if self.cfg["http"].get("port") == self.http_port and connectable(self.http_port):
+            # another process took our port while this firmware was down (a run beside this
+            # one): a firmware started on it would not listen, and a test would talk to that
+            # process. Another port, as a device's address may change too.
+            self.http_port = self.cfg["http"]["port"] = free_port()
         with open(self.cfg_path, "w") as f:
             json.dump(self.cfg, f)
         args = ["make", "-s", "--no-print-directory", "run", "CONFIG=" + self.cfg_path]
@@ -237,7 +279,7 @@ class Firmware:
                                      start_new_session=True, preexec_fn=limit, env=dict(os.environ, **self.env))
         live(self)
         if wait:
-            wait_until(lambda: self.proc.poll() is not None or connectable(self.http_port), 20,
+            wait_until(lambda: self.proc.poll() is not None or self.listening(), 20,
                        what="firmware http")
             assert self.proc.poll() is None, self.log()
         return self
@@ -247,10 +289,17 @@ class Firmware:
         interpreter it ran, whose listener then still answers: a firmware started next on
         the same port would seem up while a test talks to the dying one. So: until nothing
         answers on the port."""
+        mp = _micropython_under(self.proc.pid) if self.proc else None
         _stop(self.proc)
         self.proc = None
         gone(self)
-        wait_until(lambda: not connectable(self.http_port), 10, what="the stopped firmware's port closed")
+        wait_until(lambda: mp is None or not listening(mp, self.http_port), 10,
+                   what="the stopped firmware's port closed")
+
+    def listening(self):
+        """This firmware's interpreter (not any process) listens on its HTTP port."""
+        mp = _micropython_under(self.proc.pid) if self.proc else None
+        return mp is not None and listening(mp, self.http_port)
 
     def seen(self, lines=40):
         """The tail of the firmware's log, for a failed wait."""

@@ -189,3 +189,26 @@ def test_setup_portal_saves_config_atomically():
         fw.stop()
         sim.stop()
 
+
+
+def test_a_port_taken_while_the_firmware_was_down_is_not_taken_for_it():
+    """The harness: a run beside this one may take a firmware's port while it is down (a
+    power cut, a stop and start): started again, it gets another port, and start() waits for
+    this firmware listening, not for whatever answers there."""
+    sim = Simulator(layout="v2", port=0).start()
+    fw = Firmware(sim.port)
+    other = socket.socket()
+    try:
+        fw.start()
+        port = fw.http_port
+        fw.stop()
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind(("127.0.0.1", port))
+        other.listen(1)
+        fw.start()
+        assert fw.http_port != port and fw.listening()
+        assert fw.request("GET", "/api/state")[0] == 200
+    finally:
+        other.close()
+        fw.stop()
+        sim.stop()
