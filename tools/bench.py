@@ -54,8 +54,8 @@ def micro():
 
 def heap_trial(broker, heap, micropython=None, ota=None, ota_runs=True):
     """Does the firmware do its whole job in this heap? Handshake, full reports, MQTT
-    publish, and /, /api/state, /metrics, /api/history, the console's GET /api/config,
-    GET /api/log and a POST /api/config (written, applied without a restart) 20 times
+    publish, and /, /api/state, /metrics, /api/history, the console (GET /settings, /api/config,
+    /api/log and a POST /api/config: written, applied without a restart) 20 times
     each, without a MemoryError. ota: a bundle (bytes, id) to update to as well, received (200) and, with
     ota_runs, then running in the same heap (on a custom image it runs from files: the
     stock figure)."""
@@ -73,7 +73,7 @@ def heap_trial(broker, heap, micropython=None, ota=None, ota_runs=True):
         if ota:
             hdr["Authorization"] = "Basic " + base64.b64encode(b"bench:bench").decode()
         for i in range(20):
-            for path in ("/", "/api/state", "/metrics", "/api/history", "/api/config", "/api/log?since=0"):
+            for path in ("/", "/api/state", "/metrics", "/api/history", "/settings", "/api/config", "/api/log?since=0"):
                 st, body = fw.request("GET", path, headers=hdr)
                 if st != 200:
                     raise RuntimeError("%s answered %d" % (path, st))
