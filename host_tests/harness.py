@@ -296,6 +296,17 @@ class Firmware:
         wait_until(lambda: mp is None or not listening(mp, self.http_port), 10,
                    what="the stopped firmware's port closed")
 
+    def restarts(self):
+        """How many times make run started the firmware again (exit status 75: a restart)."""
+        return self.log().count("make run: restart (exit status 75)")
+
+    def answers(self):
+        """/api/state answers 200 now (False while it is refused: restarting)."""
+        try:
+            return self.request("GET", "/api/state")[0] == 200
+        except OSError:
+            return False
+
     def listening(self):
         """This firmware's interpreter (not any process) listens on its HTTP port."""
         mp = _micropython_under(self.proc.pid) if self.proc else None

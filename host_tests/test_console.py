@@ -19,17 +19,6 @@ def auth(pw=PW):
     return {"Authorization": "Basic " + base64.b64encode(("owner:" + pw).encode()).decode()}
 
 
-def restarts(fw):
-    return fw.log().count("make run: restart (exit status 75)")
-
-
-def answers(fw):
-    try:
-        return fw.request("GET", "/api/state")[0] == 200
-    except OSError:  # refused: restarting
-        return False
-
-
 def saved(fw):
     with open(fw.cfg_path, "rb") as f:
         return f.read()
@@ -124,7 +113,7 @@ def test_bad_config_posts_write_nothing(pwrig):
     assert post_config(fw, {"name": "meter-x"}, pw=None)[0] == 401
     assert post_config(fw, {"name": "meter-x"}, pw="wrong")[0] == 401
     assert saved(fw) == before
-    assert answers(fw) and restarts(fw) == 0
+    assert fw.answers() and fw.restarts() == 0
     assert SECRET not in fw.log() and PW not in fw.log()
 
 
@@ -152,7 +141,7 @@ def test_another_sites_page_changes_nothing(pwrig):
     with sim._lock:
         got = list(sim.received[mark:])
     assert [c for c, _ in got if c == 0x06] == [], got  # no DP write reached the meter
-    assert saved(fw) == before and restarts(fw) == 0
+    assert saved(fw) == before and fw.restarts() == 0
     assert fw.request("GET", "/api/state", headers=EVIL)[0] == 200  # reading stays open
 
 
@@ -173,7 +162,7 @@ def test_password_change_applies_at_once_and_secrets_keep(pwrig):
     assert json.loads(saved(fw))["http"]["password"] == ""
     assert fw.request("GET", "/api/config")[0] == 200  # open now
     assert fw.request("GET", "/api/config/backup")[0] == 403  # secrets never leave without one
-    assert restarts(fw) == 0
+    assert fw.restarts() == 0
     assert "new-pw-2" not in fw.log()
 
 
@@ -194,7 +183,7 @@ def test_open_console_without_password(openrig):
     assert st == 200 and body == {"ok": True, "restart": True}
     cfg = json.loads(saved(fw))
     assert cfg["name"] == "meter-2" and cfg["mcu"] == {"poll_s": 60} and cfg["uart"] == fw.cfg["uart"]
-    wait_until(lambda: restarts(fw) == 1 and answers(fw), 15, what="a restart into the new config")
+    wait_until(lambda: fw.restarts() == 1 and fw.answers(), 15, what="a restart into the new config")
     assert fw.state()["device"]["name"] == "meter-2"
     st, body = fw.request("GET", "/api/config")
     assert json.loads(body)["mcu"]["poll_s"] == 60
@@ -218,7 +207,7 @@ def test_backup_and_restore(pwrig):
     # a change, then the backup restored
     st, body = post_config(fw, {"mcu": {"poll_s": 90}, "mqtt": {"password": ""}})
     assert st == 200 and body["restart"] is True
-    wait_until(lambda: restarts(fw) == 1 and answers(fw), 15, what="a restart")
+    wait_until(lambda: fw.restarts() == 1 and fw.answers(), 15, what="a restart")
     assert json.loads(saved(fw))["mqtt"]["password"] == ""
     # a backup with keys this firmware does not know: reported, nothing written
     before = saved(fw)
@@ -234,7 +223,7 @@ def test_backup_and_restore(pwrig):
     for k, v in json.loads(backup).items():  # every key of the backup as it was
         assert restored[k] == v, k
     assert restored["mcu"] == {"poll_s": 90}  # a key the backup has not: merged, kept
-    wait_until(lambda: restarts(fw) == 2 and answers(fw), 15, what="a restart into the restored config")
+    wait_until(lambda: fw.restarts() == 2 and fw.answers(), 15, what="a restart into the restored config")
     st, body = fw.request("GET", "/api/config", headers=auth())
     assert json.loads(body)["mqtt"]["password"] is True
 
@@ -252,7 +241,7 @@ def test_broker_move(broker):
         st, body = post_config(fw, {"mqtt": {"port": other.port}}, pw=None)
         assert st == 200 and body == {"ok": True, "restart": True}
         wait_until(lambda: watch.get("spm02/availability") == b"online", 20, what="online on the second broker")
-        assert restarts(fw) == 1
+        assert fw.restarts() == 1
         assert fw.state()["mqtt"].get("connected")
         assert json.loads(saved(fw))["mqtt"]["port"] == other.port
     finally:

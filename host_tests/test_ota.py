@@ -76,19 +76,8 @@ def proven(fw, ident):
                what="%s proven healthy" % ident)
 
 
-def restarts(fw):
-    return fw.log().count("make run: restart (exit status 75)")
-
-
 def boots_logged(fw, ident):
     return fw.log().count("ota: running %s (boot " % ident)
-
-
-def answers(fw):
-    try:
-        return fw.request("GET", "/api/state")[0] == 200
-    except OSError:  # refused: restarting
-        return False
 
 
 def power_cut(fw):
@@ -122,7 +111,7 @@ def test_update_runs_the_new_files_then_the_next_one(rig, copies):
                          "update_mode": False}
     pid = fw.pid()
     v1 = install(copies["v1"], fw)
-    assert fw.pid() != pid and restarts(fw) == 1  # exit 75, started again by make run
+    assert fw.pid() != pid and fw.restarts() == 1  # exit 75, started again by make run
     st = fw.state()["device"]
     # the new files run: their VERSION, loaded from files (on the frozen runtime too, where
     # the factory firmware is frozen into the interpreter)
@@ -250,7 +239,7 @@ def test_ota_is_off_without_a_password(copies):
         assert rc != 0 and "403" in err and "OTA is off" in err
         assert post(r.fw, b"", auth=None, length=100)[0] == 403
         assert pointer(r.fw) is None and not os.path.exists(os.path.join(r.fw.dir, "ota"))
-        assert ota_state(r.fw)["id"] == "factory" and restarts(r.fw) == 0
+        assert ota_state(r.fw)["id"] == "factory" and r.fw.restarts() == 0
     finally:
         r.stop()
 
@@ -271,7 +260,7 @@ def test_crash_at_import_goes_back_after_three_boots(rig, copies):
     assert "broken on purpose" in o["rolled_back"]  # the last error, noted before each restart
     assert o["rolled_back"].endswith("; went back to %s" % v1)
     assert fw.log().count("broken on purpose") >= 3
-    assert restarts(fw) == 1 + 1 + 3  # v1, the crash bundle, its 3 boots
+    assert fw.restarts() == 1 + 1 + 3  # v1, the crash bundle, its 3 boots
     assert "ota: rolled back: %s" % o["rolled_back"] in fw.log()
 
 
@@ -406,16 +395,16 @@ def test_no_room_for_the_receiver_restarts_into_update_mode(copies, where):
         assert "update_mode" not in answer
         assert (st, "no memory" in answer["error"]) == ((503, True) if where == "import" else (401, False))
         time.sleep(1)
-        assert restarts(fw) == 0 and not ota_state(fw)["update_mode"]
+        assert fw.restarts() == 0 and not ota_state(fw)["update_mode"]
         # the password, but nobody sends the bundle again: update mode, then back to normal
         st, answer = post(fw, b"x" * 64)
         assert st == 503 and answer["update_mode"] is True, answer
-        wait_until(lambda: answers(fw) and ota_state(fw)["update_mode"], 10, 0.2, what="update mode")
+        wait_until(lambda: fw.answers() and ota_state(fw)["update_mode"], 10, 0.2, what="update mode")
         s = fw.state()
         assert s["values"] == {} and "mcu" not in s and "mqtt" not in s  # HTTP only
         assert fw.request("GET", "/")[0] == 503 and fw.request("GET", "/metrics")[0] == 503
         assert not os.path.exists(os.path.join(fw.dir, "update.mode"))  # one boot only
-        wait_until(lambda: restarts(fw) == 2 and answers(fw) and not ota_state(fw)["update_mode"], 15, 0.2,
+        wait_until(lambda: fw.restarts() == 2 and fw.answers() and not ota_state(fw)["update_mode"], 15, 0.2,
                    what="a normal restart after update mode")
         wait_until(lambda: fw.state()["mcu"]["online"], 10, 0.2, what="the MCU online again")
         assert "update mode: no update came" in fw.log()
@@ -423,7 +412,7 @@ def test_no_room_for_the_receiver_restarts_into_update_mode(copies, where):
         v1 = install(copies["v1"], fw)
         st = fw.state()["device"]
         assert st["version"] == "0.1.0-ota.1" and st["ota"]["id"] == v1 and not st["ota"]["update_mode"]
-        assert restarts(fw) == 4  # into update mode, then into the new version
+        assert fw.restarts() == 4  # into update mode, then into the new version
         assert "restarting into update mode" in fw.log()
         proven(fw, v1)
     finally:

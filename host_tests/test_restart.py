@@ -13,17 +13,6 @@ PW = "restart-pw-3"
 AUTH = "Basic " + base64.b64encode(("admin:" + PW).encode()).decode()
 
 
-def restarts(fw):
-    return fw.log().count("make run: restart (exit status 75)")
-
-
-def answers(fw):
-    try:
-        return fw.request("GET", "/api/state")[0] == 200
-    except OSError:  # refused: restarting
-        return False
-
-
 def test_restart_command_over_http():
     sim = Simulator(layout="v2", port=0, interval=3600).start()
     fw = Firmware(sim.port, None, http={"password": PW})
@@ -39,8 +28,8 @@ def test_restart_command_over_http():
         except OSError:
             pass  # already restarting
         new = wait_until(lambda: (fw.pid() != pid) and fw.pid(), 10, what="a new process")
-        wait_until(lambda: answers(fw), 10, what="HTTP again")
-        assert fw.pid() == new and restarts(fw) == 1 and fw.proc.poll() is None
+        wait_until(lambda: fw.answers(), 10, what="HTTP again")
+        assert fw.pid() == new and fw.restarts() == 1 and fw.proc.poll() is None
         assert fw.state()["device"]["uptime_s"] <= time.monotonic() - sent + 1  # counted from the restart
         assert "http: cmd restart: restarting" in fw.log()
     finally:
@@ -61,7 +50,7 @@ def test_restart_command_over_mqtt():
         n = len(w.messages)
         w.publish("spm02/cmd/restart", "PRESS")
         wait_until(lambda: fw.pid() != pid, 10, what="a new process")
-        wait_until(lambda: answers(fw), 10, what="HTTP again")
+        wait_until(lambda: fw.answers(), 10, what="HTTP again")
         # a goodbye (offline at once, not the last will a keepalive later), then online again
         wait_until(lambda: [p for t, p, _ in w.messages[n:]][-1:] == [b"online"], 10, what="online again")
         assert [p for t, p, _ in w.messages[n:]][0] == b"offline"
@@ -69,7 +58,7 @@ def test_restart_command_over_mqtt():
             blog = f.read()
         assert "Client spm02 disconnected." in blog  # a clean DISCONNECT: no last will needed
         assert "Client spm02 closed its connection" not in blog
-        assert "mqtt: cmd restart: restarting" in fw.log() and restarts(fw) == 1
+        assert "mqtt: cmd restart: restarting" in fw.log() and fw.restarts() == 1
     finally:
         if w:
             w.stop()
